@@ -1,0 +1,171 @@
+"""Validated configuration dataclasses for SAEs and their training.
+
+Every loss in this package is the paper's loss divided by ``d_in``: reconstruction is the per-element MSE
+(the paper's summed squared error / d), so the load-balancing coefficient ``lb_coeff = 3`` means exactly what the
+paper's "alpha = 3" means (spec §4.2), and ReLU ``l1_coeff`` values are the paper's lambda values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ARCHS = ("relu", "topk", "switch")
+
+
+class ConfigError(ValueError):
+    """A configuration field has an invalid value; the message names the field and the fix."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    """Architecture and loss coefficients of one sparse autoencoder.
+
+    Build with keywords, e.g. ``SAEConfig(arch="switch", d_in=768, d_sae=24576, k=32, n_experts=16)``.
+    """
+
+    arch: Literal["relu", "topk", "switch"] = "topk"
+    """"relu" (dense ReLU + L1, spec §3.5), "topk" (Gao et al., spec §3.1) or "switch" (routed experts, §3.2)."""
+    d_in: int = 128
+    """Width of the input activations (768 for GPT-2 small's residual stream)."""
+    d_sae: int = 4096
+    """Total number of latents (dictionary size M). For Switch: all experts together."""
+    k: int = 32
+    """Active latents per token (TopK and Switch; for Switch, chosen inside the routed expert). Unused by ReLU."""
+    n_experts: int = 1
+    """Number of experts E. Must be 1 unless arch == "switch"; d_sae must be divisible by it."""
+    l1_coeff: float = 5.0
+    """ReLU only: lambda of the decoder-norm-weighted L1 penalty (paper values 1-95 at d_in=768)."""
+    auxk_coeff: float = 1 / 32
+    """TopK only: weight of the AuxK dead-latent loss (Gao et al.: 1/32). Switch trains without it (spec §4.2)."""
+    auxk_k: int | None = None
+    """TopK only: latents used by AuxK; None means d_in // 2 as in Gao et al."""
+    dead_after_tokens: int = 10_000_000
+    """A latent is dead if it has not fired in this many training tokens (Gao et al.; the paper uses 10M)."""
+    lb_coeff: float = 3.0
+    """Switch only: alpha of the load-balancing loss E * sum_i f_i P_i, relative to per-element MSE (paper: 3)."""
+    gate: Literal["prob", "heaviside"] = "prob"
+    """Switch only: scale the routed expert's latents by its router probability ("prob", the paper) or by 1."""
+    routed: bool = True
+    """Switch only: compute only the routed expert's encoder (fast). False runs the masked-dense reference."""
+
+    def __post_init__(self) -> None:
+        _check(self.arch in ARCHS, f"SAEConfig.arch must be one of {ARCHS}, got {self.arch!r}.")
+        _check(_is_int(self.d_in) and self.d_in > 0, f"SAEConfig.d_in must be a positive int, got {self.d_in!r}.")
+        _check(_is_int(self.d_sae) and self.d_sae > 0,
+               f"SAEConfig.d_sae must be a positive int, got {self.d_sae!r}.")
+        _check(_is_int(self.n_experts) and self.n_experts >= 1,
+               f"SAEConfig.n_experts must be an int >= 1, got {self.n_experts!r}.")
+        if self.arch != "switch":
+            _check(self.n_experts == 1, f"SAEConfig.n_experts must be 1 for arch={self.arch!r} "
+                                        f"(got {self.n_experts}); use arch='switch' for experts.")
+        _check(self.d_sae % self.n_experts == 0,
+               f"SAEConfig.d_sae ({self.d_sae}) must be divisible by n_experts ({self.n_experts}); "
+               f"pick d_sae as a multiple, e.g. {self.n_experts * max(1, self.d_sae // self.n_experts)}.")
+        if self.arch != "relu":
+            _check(_is_int(self.k) and self.k > 0, f"SAEConfig.k must be a positive int, got {self.k!r}.")
+            _check(self.k <= self.d_expert,
+                   f"SAEConfig.k ({self.k}) is larger than the {'expert ' if self.arch == 'switch' else ''}"
+                   f"width {self.d_expert}; lower k or widen d_sae.")
+        for name in ("l1_coeff", "auxk_coeff", "lb_coeff"):
+            value = getattr(self, name)
+            _check(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+                   f"SAEConfig.{name} must be a finite number >= 0, got {value!r}.")
+        if self.auxk_k is not None:
+            _check(_is_int(self.auxk_k) and 0 < self.auxk_k <= self.d_sae,
+                   f"SAEConfig.auxk_k must be None or an int in 1..d_sae, got {self.auxk_k!r}.")
+        _check(_is_int(self.dead_after_tokens) and self.dead_after_tokens > 0,
+               f"SAEConfig.dead_after_tokens must be a positive int, got {self.dead_after_tokens!r}.")
+        _check(self.gate in ("prob", "heaviside"), f"SAEConfig.gate must be 'prob' or 'heaviside', got {self.gate!r}.")
+        _check(isinstance(self.routed, bool), f"SAEConfig.routed must be a bool, got {self.routed!r}.")
+
+    @property
+    def d_expert(self) -> int:
+        """Latents per expert (d_sae for non-Switch SAEs)."""
+        return self.d_sae // self.n_experts
+
+    @property
+    def k_aux(self) -> int:
+        """Latents used by the AuxK loss."""
+        return self.auxk_k if self.auxk_k is not None else max(1, self.d_in // 2)
+
+    def replace(self, **changes: Any) -> SAEConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SAEConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        _check(not unknown, f"SAEConfig got unknown fields {unknown}; known fields are {sorted(known)}.")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe (spec §5): Adam, no warm-up, linear LR decay over the last 20%, clip 1.0."""
+
+    n_steps: int = 1000
+    """Number of optimizer steps (one batch each)."""
+    lr: float | None = None
+    """Adam learning rate; None means 2e-4 / sqrt(d_sae / 2**14) (Gao et al. rule on total width)."""
+    decay_start: float = 0.8
+    """Fraction of n_steps after which the LR decays linearly to 0."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip (0 disables)."""
+    l1_warmup: float = 0.05
+    """ReLU only: fraction of steps over which the L1 coefficient ramps up linearly from 0 (spec §3.5)."""
+    seed: int = 0
+    """Seed for initialisation and any sampling inside training."""
+    log_every: int = 10
+    """Record metrics in the history every this many steps (and at the last step)."""
+    checkpoint_every: int = 0
+    """Save a resumable checkpoint every this many steps into checkpoint_dir (0: only at the end if a dir is set)."""
+
+    def __post_init__(self) -> None:
+        _check(_is_int(self.n_steps) and self.n_steps > 0,
+               f"TrainConfig.n_steps must be a positive int, got {self.n_steps!r}.")
+        if self.lr is not None:
+            _check(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0,
+                   f"TrainConfig.lr must be None or a positive number, got {self.lr!r}.")
+        for name in ("decay_start", "l1_warmup"):
+            value = getattr(self, name)
+            _check(isinstance(value, (int, float)) and 0 <= value <= 1,
+                   f"TrainConfig.{name} must be a fraction in [0, 1], got {value!r}.")
+        _check(isinstance(self.grad_clip, (int, float)) and self.grad_clip >= 0,
+               f"TrainConfig.grad_clip must be >= 0, got {self.grad_clip!r}.")
+        for name in ("seed", "log_every", "checkpoint_every"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 0, f"TrainConfig.{name} must be an int >= 0, got {value!r}.")
+        _check(self.log_every > 0, "TrainConfig.log_every must be >= 1.")
+
+    def learning_rate(self, d_sae: int) -> float:
+        """The configured LR, or the paper's width-scaled default."""
+        return self.lr if self.lr is not None else 2e-4 / math.sqrt(d_sae / 2**14)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        _check(not unknown, f"TrainConfig got unknown fields {unknown}; known fields are {sorted(known)}.")
+        return cls(**data)
