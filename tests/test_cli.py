@@ -1,0 +1,54 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from switch_sae_mini import load
+from switch_sae_mini.__main__ import main
+from switch_sae_mini.toy import ToyData
+
+
+@pytest.fixture
+def acts():
+    return torch.cat(list(ToyData(d_in=16, n_features=64, active=3, seed=1).batches(256, 8)))
+
+
+def test_cli_trains_every_arch_from_safetensors_and_saves(tmp_path, acts, capsys):
+    path = tmp_path / "acts.safetensors"
+    save_file({"activations": acts}, path)
+    for arch, extra in [("topk", []), ("switch", ["--n-experts", "4"]), ("relu", ["--l1-coeff", "0.5"])]:
+        out = tmp_path / arch
+        main(["train", "--activations", str(path), "--arch", arch, "--d-sae", "64", "--k", "4", "--steps", "60",
+              "--batch-size", "128", "--lr", "3e-3", "--out", str(out), "--quiet", *extra])
+        report = json.loads(capsys.readouterr().out)
+        assert report["sae"]["arch"] == arch
+        metrics = report["held_out_metrics"]
+        assert 0 < metrics["fvu"] < 0.6 and metrics["n_tokens"] == int(0.05 * len(acts))
+        assert load(out).cfg.arch == arch
+
+
+def test_cli_reads_npy_and_refuses_pickles(tmp_path, acts, capsys):
+    np.save(tmp_path / "acts.npy", acts.numpy())
+    main(["train", "--activations", str(tmp_path / "acts.npy"), "--d-sae", "32", "--k", "2", "--steps", "3",
+          "--batch-size", "64", "--quiet"])
+    assert "held_out_metrics" in capsys.readouterr().out
+    (tmp_path / "acts.pt").write_bytes(b"\x80\x04junk")
+    with pytest.raises(SystemExit, match="pickled .pt files are not loaded"):
+        main(["train", "--activations", str(tmp_path / "acts.pt")])
+
+
+def test_cli_reports_config_errors_cleanly(tmp_path, acts):
+    save_file({"activations": acts}, tmp_path / "a.safetensors")
+    with pytest.raises(SystemExit, match="divisible by n_experts"):
+        main(["train", "--activations", str(tmp_path / "a.safetensors"), "--arch", "switch", "--d-sae", "100",
+              "--n-experts", "3", "--quiet"])
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["train", "--activations", str(tmp_path / "nope.safetensors")])
+
+
+def test_cli_ledger_prints_the_paper_table(capsys):
+    main(["ledger"])
+    out = capsys.readouterr().out
+    assert "TopK" in out and "FLOP-matched E=8" in out and "width-matched E=128" in out
