@@ -1,0 +1,159 @@
+"""Itemised FLOP and parameter ledger for ReLU, TopK and Switch SAEs (spec §8).
+
+Counts are per token, with a multiply-add counted as 2 FLOPs. Only matmuls are counted: bias adds, ReLU,
+TopK selection and the softmax are O(d_sae) or smaller and are left out, so the "encoder" item is exactly
+the spec §8.1 matmul cost and the spec §8.2 table can be reproduced digit for digit.
+"""
+
+from __future__ import annotations
+
+from .config import ConfigError, SAEConfig
+
+ITEMS = ("router", "encoder", "decoder")
+
+
+def forward_flops(cfg: SAEConfig) -> dict[str, int]:
+    """Theoretical forward FLOPs per token: {"router", "encoder", "decoder", "total"} (spec §8.1)."""
+    d_in, d_sae, k, n_experts = cfg.d_in, cfg.d_sae, cfg.k, cfg.n_experts
+    if cfg.arch == "switch":
+        router = 2 * d_in * n_experts  # logits W_router (x - b_router): one d_in-dot per expert
+        encoder = 2 * d_in * cfg.d_expert  # only the routed expert's d_expert latents are computed
+        decoder = 2 * k * d_in  # sparse: k decoder rows are summed
+    elif cfg.arch == "topk":
+        router, encoder, decoder = 0, 2 * d_in * d_sae, 2 * k * d_in
+    else:  # relu: every latent may be non-zero, so the decoder is a dense matmul
+        router, encoder, decoder = 0, 2 * d_in * d_sae, 2 * d_sae * d_in
+    return _with_total({"router": router, "encoder": encoder, "decoder": decoder})
+
+
+def reference_forward_flops(cfg: SAEConfig) -> dict[str, int]:
+    """FLOPs per token the paper's masked-dense reference code executes (spec §8.2 last columns, §8.4).
+
+    The reference Switch encoder computes all d_sae latents and then masks all but the routed expert, so its
+    encoder costs 2*d_in*d_sae like a dense TopK SAE of the same total width. This is also what our Switch SAE
+    runs with ``routed=False``. ReLU and TopK are unchanged.
+    """
+    fwd = forward_flops(cfg)
+    flops = {name: fwd[name] for name in ITEMS}
+    if cfg.arch == "switch":
+        flops["encoder"] = 2 * cfg.d_in * cfg.d_sae
+    return _with_total(flops)
+
+
+def training_flops(cfg: SAEConfig, *, backward_factor: int = 2) -> dict[str, int]:
+    """Forward + backward FLOPs per token, itemised like :func:`forward_flops`.
+
+    The backward pass of a matmul costs about 2x its forward: one matmul for the gradient of its input and
+    one for the gradient of its weight, restricted (for Switch) to the routed expert and (for TopK/Switch) to
+    the k active decoder rows. So each item is (1 + backward_factor) x forward, the usual "6 N" rule. This
+    slightly overcounts the encoder, whose input x is data and needs no gradient; spec §8.3's "crude"
+    scaling-law formula counts the encoder only, at 2x forward (4 d_in d_sae per token), and ignores the
+    router and decoder.
+    """
+    if not isinstance(backward_factor, int) or isinstance(backward_factor, bool) or backward_factor < 0:
+        raise ValueError(f"training_flops: backward_factor must be an int >= 0, got {backward_factor!r}.")
+    fwd = forward_flops(cfg)
+    return _with_total({name: (1 + backward_factor) * fwd[name] for name in ITEMS})
+
+
+def param_counts(cfg: SAEConfig) -> dict[str, int]:
+    """Trainable parameters per tensor name plus "total" (spec §3.2: Switch has 2 M d + E d + 2 d)."""
+    d_in, d_sae = cfg.d_in, cfg.d_sae
+    counts = {"W_enc": d_in * d_sae, "W_dec": d_sae * d_in, "b_dec": d_in}
+    if cfg.arch == "switch":
+        # b_enc is a zero buffer in our Switch SAE (the reference encoder has no bias since commit d2b1f30).
+        counts["W_router"] = d_in * cfg.n_experts
+        counts["b_router"] = d_in
+    else:
+        counts["b_enc"] = d_sae
+    return _with_total(counts)
+
+
+def flop_matched(cfg_topk: SAEConfig, n_experts: int) -> SAEConfig:
+    """Switch SAE whose experts are each as wide as the dense TopK SAE: d_sae = cfg_topk.d_sae * E (§8.2).
+
+    Per-token encoder FLOPs equal the TopK SAE's up to the router (+2 d_in E); parameters grow about E x.
+    """
+    _check_topk(cfg_topk, "flop_matched")
+    _check_n_experts(n_experts, "flop_matched")
+    return cfg_topk.replace(arch="switch", d_sae=cfg_topk.d_sae * n_experts, n_experts=n_experts)
+
+
+def width_matched(cfg_topk: SAEConfig, n_experts: int) -> SAEConfig:
+    """Switch SAE with the dense TopK SAE's total width split into E experts of d_sae / E latents (§8.2).
+
+    Parameters are equal up to the router (d_in E + d_in, minus the d_sae encoder bias); encoder FLOPs are E x
+    smaller.
+    """
+    _check_topk(cfg_topk, "width_matched")
+    _check_n_experts(n_experts, "width_matched")
+    d_sae, k = cfg_topk.d_sae, cfg_topk.k
+    if d_sae % n_experts:
+        raise ConfigError(f"width_matched: n_experts ({n_experts}) must divide cfg_topk.d_sae ({d_sae}); "
+                          f"choose a divisor of {d_sae} or change d_sae.")
+    if k > d_sae // n_experts:
+        raise ConfigError(f"width_matched: each of the {n_experts} experts would have {d_sae // n_experts} "
+                          f"latents, fewer than cfg_topk.k ({k}); use fewer experts or a smaller k.")
+    return cfg_topk.replace(arch="switch", n_experts=n_experts)
+
+
+def ledger_table(cfgs: dict[str, SAEConfig]) -> str:
+    """Plain-text table of forward MFLOP per token and parameters, one row per named config.
+
+    "x first" is the total forward FLOPs relative to the first row. (Spec §8.2's ratio column is
+    encoder + router only, without the decoder's 2 k d_in.)
+    """
+    if not isinstance(cfgs, dict) or not cfgs:
+        raise ValueError("ledger_table: cfgs must be a non-empty dict {name: SAEConfig}.")
+    for name, cfg in cfgs.items():
+        if not isinstance(cfg, SAEConfig):
+            raise ValueError(f"ledger_table: cfgs[{name!r}] must be an SAEConfig, got {type(cfg).__name__}.")
+    header = ("name", "arch", "d_sae", "E", "router", "encoder", "decoder", "total", "x first", "params")
+    first_total = forward_flops(next(iter(cfgs.values())))["total"]
+    rows = [header]
+    for name, cfg in cfgs.items():
+        f = forward_flops(cfg)
+        rows.append((str(name), cfg.arch, str(cfg.d_sae), str(cfg.n_experts),
+                     *(f"{f[item] / 1e6:.2f}" for item in ITEMS), f"{f['total'] / 1e6:.2f}",
+                     f"{f['total'] / first_total:.3f}", f"{param_counts(cfg)['total'] / 1e6:.2f}M"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        # Text columns left-aligned, numbers right-aligned.
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    lines = ["forward MFLOP per token (multiply-add = 2 FLOPs)", fmt(header), "-" * len(fmt(header))]
+    return "\n".join(lines + [fmt(row) for row in rows[1:]])
+
+
+def steps_for_flop_budget(cfg: SAEConfig, budget_flops: float, batch_size: int) -> int:
+    """Whole training steps that fit in budget_flops at training_flops(cfg)["total"] * batch_size a step."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+        raise ValueError(f"steps_for_flop_budget: batch_size must be a positive int, got {batch_size!r}.")
+    if isinstance(budget_flops, bool) or not isinstance(budget_flops, (int, float)) or not budget_flops > 0 \
+            or budget_flops == float("inf"):
+        raise ValueError(f"steps_for_flop_budget: budget_flops must be a finite number > 0, "
+                         f"got {budget_flops!r}.")
+    per_step = training_flops(cfg)["total"] * batch_size
+    steps = int(budget_flops // per_step)
+    if steps < 1:
+        raise ValueError(f"steps_for_flop_budget: budget_flops ({budget_flops:.3g}) is less than one "
+                         f"training step ({per_step:.3g} FLOPs at batch_size={batch_size}); raise the budget "
+                         f"or lower batch_size.")
+    return steps
+
+
+def _with_total(items: dict[str, int]) -> dict[str, int]:
+    return {**items, "total": sum(items.values())}
+
+
+def _check_topk(cfg_topk: SAEConfig, fn: str) -> None:
+    if not isinstance(cfg_topk, SAEConfig) or cfg_topk.arch != "topk":
+        got = cfg_topk.arch if isinstance(cfg_topk, SAEConfig) else type(cfg_topk).__name__
+        raise ConfigError(f"{fn}: cfg_topk must be an SAEConfig with arch='topk' (the dense baseline), "
+                          f"got {got!r}.")
+
+
+def _check_n_experts(n_experts: int, fn: str) -> None:
+    if not isinstance(n_experts, int) or isinstance(n_experts, bool) or n_experts < 1:
+        raise ConfigError(f"{fn}: n_experts must be an int >= 1, got {n_experts!r}.")
