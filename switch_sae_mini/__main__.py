@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -48,17 +48,9 @@ def load_activations(path: str | Path, key: str | None = None) -> Tensor:
     return acts.float()
 
 
-def shuffled_batches(acts: Tensor, batch_size: int, seed: int) -> Iterator[Tensor]:
-    """Endless epochs over `acts` in a seeded random order."""
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        for idx in torch.randperm(acts.shape[0], generator=gen).split(batch_size):
-            if idx.numel() == batch_size or acts.shape[0] < batch_size:
-                yield acts[idx]
-
-
 def _train(args: argparse.Namespace) -> int:
     from . import SAEConfig, TrainConfig, metrics, save, train
+    from .notebook import shuffled_batches
 
     acts = load_activations(args.activations, args.key)
     n_eval = max(1, int(args.eval_fraction * acts.shape[0]))
@@ -68,6 +60,8 @@ def _train(args: argparse.Namespace) -> int:
     eval_acts, train_acts = acts[perm[:n_eval]], acts[perm[n_eval:]]
     sae_cfg = SAEConfig(arch=args.arch, d_in=acts.shape[1], d_sae=args.d_sae, k=args.k,
                         n_experts=args.n_experts, l1_coeff=args.l1_coeff, lb_coeff=args.lb_coeff)
+    if args.batch_size > len(train_acts):
+        raise SystemExit(f"error: --batch-size {args.batch_size} exceeds the {len(train_acts)} training activations.")
     train_cfg = TrainConfig(n_steps=args.steps, lr=args.lr, seed=args.seed,
                             log_every=max(1, args.steps // 20), checkpoint_every=args.checkpoint_every)
     result = train(sae_cfg, shuffled_batches(train_acts, args.batch_size, args.seed), train_cfg,
