@@ -175,3 +175,36 @@ def concat_codes(parts: Iterable[Encoded]) -> Encoded:
     parts = list(parts)
     cat = lambda xs: None if xs[0] is None else torch.cat(xs)  # noqa: E731
     return Encoded(*(cat([getattr(p, f) for p in parts]) for f in Encoded._fields))
+
+
+class ContextLookup:
+    """Turns activation metadata (doc_id, position) back into text around the token.
+
+    docs: the documents the activations came from (e.g. ``corpus.load_corpus("train")``); each needs ``doc_id``
+    and ``text``. Positions index ``tokenizer(text, add_special_tokens=False)``, as the activation buffer records.
+    """
+
+    def __init__(self, docs, tokenizer):
+        self.texts = {int(d.doc_id): d.text for d in docs}
+        self.tokenizer = tokenizer
+        self._tokens: dict[int, list[int]] = {}
+
+    def tokens(self, doc_id: int) -> list[int]:
+        if doc_id not in self._tokens:
+            if doc_id not in self.texts:
+                raise KeyError(f"doc_id {doc_id} is not among the documents given to ContextLookup.")
+            self._tokens[doc_id] = self.tokenizer(self.texts[doc_id], add_special_tokens=False)["input_ids"]
+        return self._tokens[doc_id]
+
+    def window(self, doc_id: int, position: int, left: int = 12, right: int = 4) -> tuple[str, str, str]:
+        """(text before, the token itself, text after) around the token at `position` of document `doc_id`."""
+        ids = self.tokens(int(doc_id))
+        position = int(position)
+        decode = self.tokenizer.decode
+        return (decode(ids[max(0, position - left):position]), decode(ids[position:position + 1]),
+                decode(ids[position + 1:position + 1 + right]))
+
+    def show(self, doc_id: int, position: int, left: int = 12, right: int = 4) -> str:
+        """One line with the token in [[double brackets]] and newlines made visible."""
+        before, token, after = self.window(doc_id, position, left, right)
+        return f"{before}[[{token}]]{after}".replace("\n", "⏎")

@@ -25,7 +25,8 @@ Callback = Callable[[int, dict[str, float], SAEBase], None]
 class TrainResult(NamedTuple):
     sae: SAEBase
     history: list[dict[str, float]]
-    """One row per logged step: step, tokens, loss, mse, fvu, l0, dead_fraction, lr (+ lb_loss, expert_balance)."""
+    """One row per logged step: step, tokens, loss, mse, fvu, l0, dead_fraction, lr (+ lb_loss, expert_balance,
+    expert_share for Switch SAEs)."""
     final: dict[str, float]
     """The last logged row."""
     wall_time: float
@@ -179,4 +180,5 @@ def _log_row(sae: SAEBase, out, x: Tensor, step: int, optimizer, window_experts:
         row["lb_loss"] = float(out.lb_loss)
         share = window_experts / window_experts.sum().clamp_min(1)
         row["expert_balance"] = metrics.balance(share)
+        row["expert_share"] = [round(v, 5) for v in share.tolist()]  # per-expert load over the logging window
     return row

@@ -71,3 +71,27 @@ def test_concat_codes_and_expert_of_feature():
     both = analysis.concat_codes([a, b])
     assert both.latent_idx.shape == (8, 2) and both.expert_idx.shape == (8,)
     assert analysis.expert_of_feature(17, 32, 4) == 2
+
+
+class _FakeTokenizer:
+    """Whitespace tokenizer with the HF call/decode interface."""
+
+    def __init__(self):
+        self.vocab = {}
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [self.vocab.setdefault(w, len(self.vocab)) for w in text.split()]}
+
+    def decode(self, ids):
+        inverse = {v: k for k, v in self.vocab.items()}
+        return " ".join(inverse[i] for i in ids)
+
+
+def test_context_lookup_recovers_the_token_window():
+    from collections import namedtuple
+    Doc = namedtuple("Doc", "doc_id text")
+    lookup = analysis.ContextLookup([Doc(7, "in the beginning was the word")], _FakeTokenizer())
+    assert lookup.window(7, 3, left=2, right=1) == ("the beginning", "was", "the")
+    assert lookup.show(7, 0, left=3, right=2) == "[[in]]the beginning"
+    with pytest.raises(KeyError, match="doc_id 8"):
+        lookup.window(8, 0)
