@@ -6,9 +6,10 @@
     ssm.save(result.sae, "checkpoints/switch8")
 """
 
-from . import flops, gpu, metrics
+from . import activations, analysis, checks, corpus, evaluation, flops, gpu, metrics, models, notebook, plotting
 from .checkpoint import CheckpointError, load, save
 from .config import ConfigError, SAEConfig, TrainConfig
+from .models import BUNDLED_MODEL, load_model
 from .sae import ForwardOutput, InputError, ReLUSAE, TopKSAE, make_sae
 from .switch import SwitchSAE, load_balance_loss, route
 from .train import TrainResult, train
@@ -18,5 +19,6 @@ __version__ = "0.1.0"
 __all__ = [
     "SAEConfig", "TrainConfig", "ConfigError", "InputError", "CheckpointError",
     "make_sae", "ReLUSAE", "TopKSAE", "SwitchSAE", "ForwardOutput", "route", "load_balance_loss",
-    "train", "TrainResult", "save", "load", "flops", "gpu", "metrics", "__version__",
+    "train", "TrainResult", "save", "load", "load_model", "BUNDLED_MODEL",
+    "activations", "analysis", "checks", "corpus", "evaluation", "models", "flops", "gpu", "metrics", "notebook", "plotting", "__version__",
 ]

@@ -55,3 +55,7 @@ def tiny_cfg(arch="topk", **overrides) -> SAEConfig:
 @pytest.fixture
 def make_cfg():
     return tiny_cfg
+
+
+# Language-model fixtures (tiny random GPT-2, sample documents) live in tests/conftest_lm.py.
+pytest_plugins = ["conftest_lm"]

@@ -1,0 +1,180 @@
+"""An on-disk activation cache: harvest once, train several SAEs on identical activations.
+
+Layout of a cache folder (no pickles; readable with plain numpy)::
+
+    manifest.json          what was harvested: model, hook, seed, source, split, shapes, shard list
+    acts_00000.npy         float32 [n, d_in]   (memory-mapped when read)
+    meta_00000.npy         int64   [n, 4]      doc_id, position, token_id, domain (see activations.TokenMetadata)
+    ...
+
+The rows are exactly the stream of ``ActivationBuffer(...).batches(n_tokens)`` with the same settings (already
+shuffled across ``n_contexts`` contexts), so ``DiskActivations.batches(shuffle=False)`` reproduces the in-memory
+stream and ``shuffle=True`` (default) reshuffles globally with its own seed.
+
+Example::
+
+    cache = harvest_to_disk(model, "acts/tiny-l2", n_tokens=2_000_000)   # reused if already there
+    for x in cache.batches(batch_size=4096, seed=0):
+        ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .activations import ActivationBuffer, TokenMetadata
+from .models import model_fingerprint
+
+FORMAT = "switch_sae_mini.activations/1"
+MANIFEST = "manifest.json"
+# Settings that must agree for a cache to be reused for a request.
+MATCH_KEYS = ("model_name", "model_fingerprint", "hook", "source", "split", "context_len", "prepend_bos",
+              "keep_bos", "n_contexts", "seed")
+
+
+class CacheMismatchError(ValueError):
+    """An existing cache was made with other settings (model, hook, ...) than requested."""
+
+
+def harvest_to_disk(model, path: str | os.PathLike, n_tokens: int, hook: str | None = None, source="bundled",
+                    split: str = "train", domains=None, context_len: int = 128, n_contexts: int = 512,
+                    seed: int = 0, prepend_bos: bool = True, keep_bos: bool = False, shard_tokens: int = 1 << 20,
+                    overwrite: bool = False, progress: bool = True) -> DiskActivations:
+    """Harvest ``n_tokens`` activations into memory-mapped shards under ``path`` and return the cache.
+
+    If ``path`` already holds a complete cache with the same settings and at least ``n_tokens`` rows, it is reused
+    without running the model. A cache with other settings raises ``CacheMismatchError`` unless ``overwrite``.
+    Arguments as in ``ActivationBuffer``; ``shard_tokens`` rows per shard file.
+    """
+    if n_tokens <= 0 or shard_tokens <= 0:
+        raise ValueError(f"n_tokens and shard_tokens must be positive, got {n_tokens}, {shard_tokens}.")
+    buffer = ActivationBuffer(model, hook, source=source, split=split, domains=domains, context_len=context_len,
+                              n_contexts=n_contexts, batch_size=min(4096, n_contexts * context_len // 2),
+                              prepend_bos=prepend_bos, keep_bos=keep_bos, seed=seed, progress=False)
+    settings = {"model_name": str(model.cfg.model_name), "model_fingerprint": model_fingerprint(model),
+                "hook": buffer.hook, "source": buffer.source.name, "split": split, "context_len": context_len,
+                "prepend_bos": prepend_bos, "keep_bos": keep_bos, "n_contexts": n_contexts, "seed": seed}
+    path = Path(path)
+    if (path / MANIFEST).exists() and not overwrite:
+        cache = DiskActivations(path)
+        cache.check(**settings)
+        if cache.n_tokens < n_tokens:
+            raise CacheMismatchError(f"cache {str(path)!r} holds {cache.n_tokens} tokens, fewer than the requested "
+                                     f"{n_tokens}; pass overwrite=True to harvest again.")
+        return cache
+    path.mkdir(parents=True, exist_ok=True)
+    for old in [path / MANIFEST, *path.glob("acts_*.npy"), *path.glob("meta_*.npy")]:
+        old.unlink(missing_ok=True)
+
+    shards, shard_acts, shard_meta, filled = [], None, None, 0
+    with tqdm(total=n_tokens, desc=f"caching {buffer.hook}", unit="act", disable=not progress) as bar:
+        for x, meta in buffer.batches(n_tokens, with_metadata=True):
+            x, meta = x.cpu().numpy(), torch.stack(meta, dim=-1).cpu().numpy()
+            while len(x):
+                if shard_acts is None or filled == len(shard_acts):  # open the next shard
+                    rows = min(shard_tokens, n_tokens - sum(s["n_tokens"] for s in shards))
+                    name = f"{len(shards):05d}"
+                    shards.append({"acts": f"acts_{name}.npy", "meta": f"meta_{name}.npy", "n_tokens": rows})
+                    shard_acts = np.lib.format.open_memmap(path / shards[-1]["acts"], "w+", np.float32,
+                                                           (rows, buffer.d_in))
+                    shard_meta = np.lib.format.open_memmap(path / shards[-1]["meta"], "w+", np.int64, (rows, 4))
+                    filled = 0
+                take = min(len(x), len(shard_acts) - filled)
+                shard_acts[filled:filled + take], shard_meta[filled:filled + take] = x[:take], meta[:take]
+                filled, x, meta = filled + take, x[take:], meta[take:]
+                bar.update(take)
+                if filled == len(shard_acts):
+                    shard_acts.flush(), shard_meta.flush()
+    manifest = dict(format=FORMAT, **settings, d_in=buffer.d_in, n_tokens=n_tokens, dtype="float32",
+                    meta_fields=list(TokenMetadata._fields), domains=list(buffer.domains), shards=shards)
+    tmp = path / (MANIFEST + ".tmp")  # written last and renamed: a half-written cache has no manifest
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.replace(path / MANIFEST)
+    return DiskActivations(path)
+
+
+class DiskActivations:
+    """A finished activation cache (see the module docstring). ``path`` is the folder with ``manifest.json``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        manifest_path = self.path / MANIFEST
+        if not manifest_path.exists():
+            raise FileNotFoundError(f"no activation cache at {str(self.path)!r} (missing {MANIFEST}); create one "
+                                    "with harvest_to_disk(model, path, n_tokens).")
+        self.manifest = json.loads(manifest_path.read_text())
+        if self.manifest.get("format") != FORMAT:
+            raise ValueError(f"{manifest_path} has format {self.manifest.get('format')!r}, expected {FORMAT!r}.")
+        self._acts = [np.load(self.path / s["acts"], mmap_mode="r") for s in self.manifest["shards"]]
+        self._meta = [np.load(self.path / s["meta"], mmap_mode="r") for s in self.manifest["shards"]]
+        self._offsets = np.cumsum([0] + [len(a) for a in self._acts])
+        if self._offsets[-1] != self.manifest["n_tokens"]:
+            raise ValueError(f"cache {str(self.path)!r} is incomplete: shards hold {self._offsets[-1]} rows, "
+                             f"the manifest says {self.manifest['n_tokens']}; harvest it again (overwrite=True).")
+
+    n_tokens = property(lambda self: int(self.manifest["n_tokens"]))
+    d_in = property(lambda self: int(self.manifest["d_in"]))
+    hook = property(lambda self: self.manifest["hook"])
+    model_name = property(lambda self: self.manifest["model_name"])
+    domains = property(lambda self: tuple(self.manifest["domains"]))
+
+    def __len__(self) -> int:
+        return self.n_tokens
+
+    def check(self, model=None, **expected) -> None:
+        """Raise ``CacheMismatchError`` if the cache was made with other settings, e.g. ``check(model, hook=h)``."""
+        if model is not None:
+            expected.setdefault("model_name", str(model.cfg.model_name))
+            expected.setdefault("model_fingerprint", model_fingerprint(model))
+        diff = {k: (self.manifest.get(k), v) for k, v in expected.items() if self.manifest.get(k) != v}
+        if diff:
+            details = "; ".join(f"{k}: cache has {have!r}, requested {want!r}" for k, (have, want) in diff.items())
+            raise CacheMismatchError(f"activation cache {str(self.path)!r} was made with different settings "
+                                     f"({details}). Use another path, or overwrite=True to harvest again.")
+
+    def get(self, index) -> tuple[Float[Tensor, "n d_in"], TokenMetadata]:
+        """Rows ``index`` (int array, any order) as fp32 activations and their metadata."""
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        if len(index) and (index.min() < 0 or index.max() >= self.n_tokens):
+            raise IndexError(f"indices must be in 0..{self.n_tokens - 1}.")
+        order = np.argsort(index, kind="stable")
+        sorted_index = index[order]  # sorted reads are much faster on a memory map
+        shard = np.searchsorted(self._offsets, sorted_index, side="right") - 1
+        acts = np.empty((len(index), self.d_in), np.float32)
+        meta = np.empty((len(index), 4), np.int64)
+        for s in np.unique(shard):
+            sel = shard == s
+            rows = sorted_index[sel] - self._offsets[s]
+            acts[order[sel]], meta[order[sel]] = self._acts[s][rows], self._meta[s][rows]
+        return torch.from_numpy(acts), TokenMetadata(*torch.from_numpy(meta).unbind(-1))
+
+    def batches(self, batch_size: int, seed: int = 0, n_tokens: int | None = None, shuffle: bool = True,
+                with_metadata: bool = False, device="cpu") -> Iterator:
+        """Yield ``[batch_size, d_in]`` fp32 batches (with ``TokenMetadata`` if asked).
+
+        ``n_tokens=None`` makes one pass over the cache; a larger budget starts further passes, each reshuffled
+        (seeded by ``seed`` and the pass number). ``shuffle=False`` reads in stored order.
+        """
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        left = self.n_tokens if n_tokens is None else n_tokens
+        epoch = 0
+        while left > 0:
+            order = (np.random.default_rng([seed, epoch]).permutation(self.n_tokens) if shuffle
+                     else np.arange(self.n_tokens))
+            for start in range(0, min(left, self.n_tokens), batch_size):
+                idx = order[start:min(start + batch_size, left)]
+                x, meta = self.get(idx)
+                x = x.to(device)
+                yield (x, TokenMetadata(*(m.to(device) for m in meta))) if with_metadata else x
+            left -= min(left, self.n_tokens)
+            epoch += 1
