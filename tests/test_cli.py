@@ -52,3 +52,27 @@ def test_cli_ledger_prints_the_paper_table(capsys):
     main(["ledger"])
     out = capsys.readouterr().out
     assert "TopK" in out and "FLOP-matched E=8" in out and "width-matched E=128" in out
+
+
+def test_paper_preset_dry_run_prints_the_papers_configuration(capsys):
+    main(["paper", "--arch", "switch", "--k", "32", "--n-experts", "16", "--dry-run"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["data"]["model"] == "gpt2" and report["data"]["hook"] == "blocks.8.hook_resid_post"
+    assert report["data"]["batch_size"] == 8192 and report["data"]["n_steps"] == 100_000
+    assert report["sae"]["d_sae"] == 24576 and report["sae"]["n_experts"] == 16 and report["sae"]["lb_coeff"] == 3
+    assert report["lr"] == pytest.approx(1.633e-4, rel=1e-3)
+    assert report["forward_flops_per_token"]["encoder"] + report["forward_flops_per_token"]["router"] == 2383872
+
+
+def test_paper_preset_stops_at_once_without_gpu_or_hub(capsys):
+    with pytest.raises(SystemExit, match="needs a CUDA GPU.*Hugging Face hub.*Nothing was run"):
+        main(["paper", "--arch", "topk", "--k", "64"])
+
+
+def test_paper_grid_matches_the_published_runs():
+    from switch_sae_mini.presets import paper_grid, paper_sae_config
+    grid = paper_grid()
+    assert len(grid) == 8 + 8 * 4 + 6 * 3  # TopK, width-matched, FLOP-matched (no k=48/96)
+    assert grid["switch_fm8_k64"].d_sae == 196608 and grid["switch_wm128_k8"].d_expert == 192
+    with pytest.raises(ValueError, match="regime"):
+        paper_sae_config("switch", regime="both")
