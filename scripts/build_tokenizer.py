@@ -1,8 +1,8 @@
 """Build the real GPT-2 tokenizer offline into ``switch_sae_mini/assets/tiny_gpt2/``.
 
 GPT-2's BPE ranks (tiktoken's ``r50k_base``) ship inside the ``openai-whisper`` sdist as
-``whisper/assets/gpt2.tiktoken`` (MIT). We download the sdist without installing it (installing would pull numba,
-triton and an unpinned torch), check the file's hash, and convert it to a Hugging Face fast tokenizer.
+``whisper/assets/gpt2.tiktoken`` (MIT). We download the sdist without installing it (installing would pull
+numba, triton and an unpinned torch), check the file's hash, and convert it to a Hugging Face fast tokenizer.
 
 Usage::
 
@@ -44,14 +44,15 @@ def fetch_ranks(cache: Path) -> Path:
         data = tar.extractfile(member).read()
     digest = hashlib.sha256(data).hexdigest()
     if not digest.startswith(RANKS_SHA256_PREFIX):
-        raise RuntimeError(f"{RANKS_MEMBER} has sha256 {digest}, expected it to start with {RANKS_SHA256_PREFIX}")
+        raise RuntimeError(f"{RANKS_MEMBER} has sha256 {digest}, expected it to start with "
+                           f"{RANKS_SHA256_PREFIX}")
     ranks = cache / "gpt2.tiktoken"
     ranks.write_bytes(data)
     return ranks
 
 
 def read_ranks(path: str) -> dict[bytes, int]:
-    """Parse a ``.tiktoken`` file (one ``<base64 token> <rank>`` per line) without needing tiktoken installed."""
+    """Parse a ``.tiktoken`` file (one ``<base64 token> <rank>`` per line) without needing tiktoken."""
     ranks = {}
     for line in Path(path).read_text(encoding="ascii").splitlines():
         if line:
@@ -85,7 +86,8 @@ def build_tokenizer(ranks: Path):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="download cache (outside the repo)")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+                        help="download cache (outside the repo)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     tokenizer = build_tokenizer(fetch_ranks(args.cache_dir))

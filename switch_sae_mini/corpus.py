@@ -1,9 +1,10 @@
 """The small bundled text corpus: Shakespeare, the Python 3.11 docs and the King James Bible.
 
-The corpus ships as ``assets/corpus/corpus.jsonl.xz`` (one JSON record per line; see ``assets/corpus/NOTICE.md``
-for sources, licences and how ``scripts/build_corpus.py`` rebuilds it). Each record is one document of at most
-~20k characters: a play, reST page or Bible book, or a part of one. The train/validation split is fixed in the file
-and made per *work*, so all parts of a play or page share a split and validation text is never seen in training.
+The corpus ships as ``assets/corpus/corpus.jsonl.xz``, one JSON record per line; ``assets/corpus/NOTICE.md``
+gives the sources, licences and how ``scripts/build_corpus.py`` rebuilds it. Each record is one document of
+at most ~20k characters: a play, reST page or Bible book, or a part of one. The train/validation split is
+fixed in the file and made per *work*, so all parts of a play or page share a split and validation text is
+never seen in training.
 
 Example::
 
@@ -27,7 +28,7 @@ CORPUS_PATH = Path(__file__).resolve().parent / "assets" / "corpus" / "corpus.js
 
 
 class Document(NamedTuple):
-    """One corpus document. ``doc_id`` is stable across loads; ``title`` names the work (and part, if split)."""
+    """One corpus document. ``doc_id`` is stable across loads; ``title`` names the work (and part, if any)."""
 
     doc_id: int
     domain: str
@@ -39,7 +40,8 @@ class Document(NamedTuple):
 def _read_all() -> dict[str, tuple[Document, ...]]:
     """Decompress the corpus once per process and group it by split (about 1 s, ~20 MB of text)."""
     if not CORPUS_PATH.exists():
-        raise FileNotFoundError(f"corpus file {CORPUS_PATH} is missing; rebuild it with scripts/build_corpus.py")
+        raise FileNotFoundError(f"corpus file {CORPUS_PATH} is missing; "
+                                "rebuild it with scripts/build_corpus.py")
     by_split: dict[str, list[Document]] = {split: [] for split in SPLITS}
     with lzma.open(CORPUS_PATH, "rt", encoding="utf-8") as f:
         for line in f:
