@@ -1,0 +1,250 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · TopK SAEs: choose the sparsity directly
+#
+# **Learning objectives**
+# - Implement the TopK activation and the geometric-median initialisation of $b_{dec}$.
+# - Understand the decoder-norm constraint and the AuxK loss that revives dead latents.
+# - Compare TopK and ReLU SAEs on the sparsity–reconstruction trade-off.
+#
+# **Prerequisites:** 01 (ReLU SAE, FVU, L0, dead latents).
+#
+# **Runtime:** FAST ≈ 1 min · default ≈ 6 min on a 2-core CPU with the bundled model · ≈ 2 min on one GPU with GPT-2.
+
+# %% [markdown]
+# ## 0 · Setup
+
+# %%
+import os
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:  # install this repository (set SSM_REPO_URL to your fork if needed)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini")],
+                   check=True)
+
+import torch
+
+import switch_sae_mini as ssm
+from switch_sae_mini import checks
+
+device = ssm.notebook.setup(seed=0)
+
+# %% [markdown]
+# ## 1 · Config — the only cell you should need to edit
+
+# %%
+FAST = ssm.notebook.fast()
+MODEL = "tiny-gpt2"                       # bundled 4-layer GPT-2 (d_model 128); "gpt2" for GPT-2 small
+N_TOKENS = 150_000 if FAST else 1_500_000
+D_SAE = 512 if FAST else 2048
+STEPS = 150 if FAST else 1500
+BATCH = 1024
+LR = 1e-3
+KS = [8, 32] if FAST else [8, 16, 32, 64]
+L1_COEFFS = [4, 32] if FAST else [1, 2, 4, 8, 16, 32]
+DEAD_AFTER = 20_000 if FAST else 200_000  # tokens without firing before a latent counts as dead
+
+# %% [markdown]
+# ## 2 · Activations (as in chapter 01)
+
+# %%
+model = ssm.load_model(MODEL, device=device)
+acts, meta, buffer = ssm.notebook.harvest(model, N_TOKENS)
+held_out, train_acts = acts[:8192], acts[8192:]
+d_in = acts.shape[1]
+print(f"hook={buffer.hook}  activations={tuple(acts.shape)}")
+
+# %% [markdown]
+# ## 3 · The TopK activation
+#
+# Gao et al. (2024) keep, for every token, only the $k$ largest pre-activations and zero the rest:
+#
+# $$z = \mathrm{TopK}\big(\mathrm{ReLU}((x - b_{dec})\, W_{enc} + b_{enc}),\ k\big), \qquad \hat x = z\, W_{dec} + b_{dec}.$$
+#
+# L0 is now exactly $k$ (or less, if fewer than $k$ pre-activations are positive), so no L1 penalty is needed and
+# the loss is pure reconstruction. Note the pre-encoder bias: $b_{dec}$ is subtracted before encoding, so the
+# encoder sees centred activations.
+#
+# ### Exercise 2.1 — TopK activation
+# > Difficulty ●●○○○ · Importance ●●●●● · ~10 min
+#
+# Return `(values, indices)`, each `[batch, k]`: the $k$ largest entries of `ReLU(pre_acts)` in every row and
+# where they are. Order within a row does not matter.
+
+# %%
+def topk_activation(pre_acts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ### BEGIN SOLUTION
+    values, indices = torch.relu(pre_acts).topk(k, dim=-1)
+    return values, indices
+    ### END SOLUTION
+
+
+# %%
+checks.check_topk_activation(topk_activation)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `torch.Tensor.topk(k, dim=-1)` returns a named tuple `(values, indices)`. Apply `torch.relu` first so a row
+# with fewer than k positive entries gives zeros, not negative latents.
+# </details>
+#
+# Decoding needs only the $k$ chosen rows of $W_{dec}$: the package uses `F.embedding_bag`, a fused gather-and-sum,
+# instead of multiplying a mostly-zero `[batch, d_sae]` matrix.
+
+# %%
+from switch_sae_mini.sae import sparse_decode
+
+pre = torch.randn(4, 64)
+values, indices = topk_activation(pre, 5)
+W_dec = torch.randn(64, 8)
+dense_latents = torch.zeros(4, 64).scatter(-1, indices, values)
+torch.testing.assert_close(sparse_decode(values, indices, W_dec), dense_latents @ W_dec)
+print("sparse decode == dense decode; work per token: k rows instead of d_sae rows")
+
+# %% [markdown]
+# ## 4 · Initialising $b_{dec}$ at the geometric median
+#
+# Residual-stream activations have a large shared offset (chapter 00: the mean vector is far from zero). If
+# $b_{dec}$ starts at that centre, the latents only need to explain deviations from it. The recipe uses the
+# *geometric median* of the first batch — the point minimising the sum of distances — because a few huge-norm
+# tokens can drag the mean.
+#
+# ### Exercise 2.2 — geometric median (Weiszfeld iteration)
+# > Difficulty ●●●○○ · Importance ●●○○○ · ~15 min
+#
+# Start from the mean; repeat: weight each point by $1/\lVert x_i - \mu\rVert$, set $\mu$ to the weighted average;
+# stop when $\mu$ moves less than `1e-5` (at most 100 iterations).
+
+# %%
+def geometric_median(points: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    median = points.mean(0)
+    for _ in range(100):
+        weights = 1.0 / (points - median).norm(dim=-1).clamp_min(1e-8)
+        new = (weights[:, None] * points).sum(0) / weights.sum()
+        if (new - median).norm() < 1e-5:
+            return new
+        median = new
+    return median
+    ### END SOLUTION
+
+
+# %%
+checks.check_geometric_median(geometric_median)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `(points - median).norm(dim=-1)` gives one distance per point; clamp it away from zero before dividing.
+# </details>
+
+# %%
+batch = train_acts[:BATCH]
+gm, mean = geometric_median(batch), batch.mean(0)
+print(f"|mean|={mean.norm():.2f}  |geometric median|={gm.norm():.2f}  |difference|={(gm - mean).norm():.2f}")
+print(f"FVU of predicting a constant: mean {ssm.metrics.fvu(mean.expand_as(held_out), held_out):.3f}, "
+      f"geometric median {ssm.metrics.fvu(gm.expand_as(held_out), held_out):.3f}")
+
+# %% [markdown]
+# ## 5 · The decoder-norm constraint
+#
+# If decoder rows could grow, the SAE could make latents tiny and rows huge; TopK does not care about latent size
+# but the *comparisons* between latents would then depend on arbitrary scales. The recipe keeps every row of
+# $W_{dec}$ at unit norm: renormalise before each step, and remove the gradient component parallel to each row so
+# the update moves along the sphere. `ssm.train` does both; here is the projection on one step.
+
+# %%
+sae = ssm.make_sae(ssm.SAEConfig(arch="topk", d_in=d_in, d_sae=D_SAE, k=32))
+sae.normalize_decoder()
+sae(train_acts[:BATCH]).loss.backward()
+radial_before = (sae.W_dec.grad * sae.W_dec).sum(-1).abs().max().item()
+sae.project_decoder_grad()
+radial_after = (sae.W_dec.grad * sae.W_dec).sum(-1).abs().max().item()
+print(f"largest radial gradient component: before {radial_before:.2e}, after projection {radial_after:.2e}")
+
+# %% [markdown]
+# ## 6 · AuxK: giving dead latents a gradient
+#
+# A TopK latent that never makes the top k gets no gradient and stays dead. Gao et al. add an auxiliary loss: the
+# top $k_{aux} = d_{in}/2$ **dead** latents (not fired for `dead_after_tokens` tokens) try to reconstruct the
+# residual $x - \hat x$ (detached, without $b_{dec}$), weighted by 1/32. The paper's reference code has a sign and
+# bias bug here (spec §4.3); the package implements Gao et al.'s version and tests it against a hand computation.
+#
+# Train the same TopK SAE with and without AuxK and compare dead latents.
+
+# %%
+train_cfg = ssm.TrainConfig(n_steps=STEPS, lr=LR, log_every=max(1, STEPS // 30))
+topk_cfg = ssm.SAEConfig(arch="topk", d_in=d_in, d_sae=D_SAE, k=KS[0], dead_after_tokens=DEAD_AFTER)
+runs = {}
+for name, coeff in [("AuxK 1/32", 1 / 32), ("no AuxK", 0.0)]:
+    runs[name] = ssm.train(topk_cfg.replace(auxk_coeff=coeff), ssm.notebook.shuffled_batches(train_acts, BATCH),
+                           train_cfg, progress=False)
+    print(f"{name:10s} dead fraction at the end: {runs[name].final['dead_fraction']:6.1%}   "
+          f"FVU {ssm.metrics.evaluate_sae(runs[name].sae, held_out.split(2048))['fvu']:.4f}")
+
+# %%
+ssm.plotting.plot_history({n: r.history for n, r in runs.items()}, keys=("fvu", "dead_fraction"),
+                          title=f"TopK k={KS[0]}: the AuxK loss and dead latents")
+
+# %% [markdown]
+# ## 7 · TopK vs ReLU on the trade-off
+#
+# One TopK SAE per $k$, one ReLU SAE per λ, all with the same width, data and steps.
+
+# %%
+points = {"TopK": [], "ReLU": []}
+for k in KS:
+    run = ssm.train(ssm.SAEConfig(arch="topk", d_in=d_in, d_sae=D_SAE, k=k, dead_after_tokens=DEAD_AFTER),
+                    ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg, progress=False)
+    m = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
+    points["TopK"].append((m["l0"], m["fvu"]))
+    print(f"TopK k={k:<3} L0={m['l0']:6.1f} FVU={m['fvu']:.4f}")
+for l1_coeff in L1_COEFFS:
+    run = ssm.train(ssm.SAEConfig(arch="relu", d_in=d_in, d_sae=D_SAE, l1_coeff=l1_coeff),
+                    ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg, progress=False)
+    m = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
+    points["ReLU"].append((m["l0"], m["fvu"]))
+    print(f"ReLU λ={l1_coeff:<5} L0={m['l0']:6.1f} FVU={m['fvu']:.4f}")
+
+# %%
+ssm.plotting.plot_tradeoff(points, ylabel="FVU (held-out)", title=f"TopK vs ReLU, d_sae={D_SAE}, {STEPS} steps")
+
+# %% [markdown]
+# In the paper (GPT-2, 819M tokens) TopK beats ReLU at every L0 (e.g. at L0 = 32 the summed MSE is 1143 vs about
+# 1927). On the bundled model with a few million tokens, compare the two curves above where they overlap in L0:
+# the cell below prints the ratio at the nearest points so you can judge whether the small scale reproduces it.
+
+# %%
+def nearest(series, l0):
+    return min(series, key=lambda p: abs(p[0] - l0))
+
+
+for l0, fvu_topk in points["TopK"]:
+    relu_l0, fvu_relu = nearest(points["ReLU"], l0)
+    print(f"L0 TopK {l0:5.1f} vs ReLU {relu_l0:6.1f}:  FVU TopK {fvu_topk:.4f}  ReLU {fvu_relu:.4f}  "
+          f"-> {'TopK' if fvu_topk < fvu_relu else 'ReLU'} lower")
+
+# %% [markdown]
+# **Takeaways**
+# - TopK fixes L0 = k by construction; the loss is reconstruction only.
+# - $b_{dec}$ starts at the geometric median, decoder rows stay unit-norm, and AuxK revives dead latents.
+# - A TopK SAE's encoder still computes all $d_{sae}$ pre-activations for every token: that cost is what the Switch
+#   SAE attacks next.

@@ -1,0 +1,273 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Switch SAEs: routing each token to one expert
+#
+# **Learning objectives**
+# - Implement the router, the load-balancing loss and the Switch SAE's latents.
+# - See why the router probability scales the expert's output (vs a hard 0/1 "heaviside" gate).
+# - Watch routing collapse without load balancing, and how the α coefficient prevents it.
+# - Check that computing only the routed expert gives the same answer as the paper's masked computation, cheaper.
+#
+# **Prerequisites:** 02 (TopK SAEs, decoder-norm constraint, geometric-median init).
+#
+# **Runtime:** FAST ≈ 1.5 min · default ≈ 8 min on a 2-core CPU with the bundled model · ≈ 3 min on one GPU with
+# GPT-2.
+
+# %% [markdown]
+# ## 0 · Setup
+
+# %%
+import os
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:  # install this repository (set SSM_REPO_URL to your fork if needed)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini")],
+                   check=True)
+
+import time
+
+import torch
+
+import switch_sae_mini as ssm
+from switch_sae_mini import checks
+
+device = ssm.notebook.setup(seed=0)
+
+# %% [markdown]
+# ## 1 · Config — the only cell you should need to edit
+
+# %%
+FAST = ssm.notebook.fast()
+MODEL = "tiny-gpt2"                       # bundled 4-layer GPT-2 (d_model 128); "gpt2" for GPT-2 small
+N_TOKENS = 150_000 if FAST else 1_500_000
+D_SAE = 1024 if FAST else 4096            # total latents over all experts
+N_EXPERTS = 8
+K = 16
+STEPS = 150 if FAST else 1500
+BATCH = 1024
+LR = 1e-3
+ALPHAS = [0.0, 0.03, 3.0] if FAST else [0.0, 0.003, 0.03, 0.3, 3.0, 30.0]
+DEAD_AFTER = 20_000 if FAST else 200_000
+
+# %% [markdown]
+# ## 2 · Activations (as in chapter 01)
+
+# %%
+model = ssm.load_model(MODEL, device=device)
+acts, meta, buffer = ssm.notebook.harvest(model, N_TOKENS)
+held_out, train_acts = acts[:8192], acts[8192:]
+d_in = acts.shape[1]
+print(f"hook={buffer.hook}  activations={tuple(acts.shape)}  domains={buffer.domains}")
+
+# %% [markdown]
+# ## 3 · The router
+#
+# A Switch SAE has $E$ expert TopK SAEs, each owning a contiguous block of $d_{sae}/E$ latents, and a linear router
+# (Mudide et al. 2024, following the Switch Transformer):
+#
+# $$p(x) = \mathrm{softmax}\big((x - b_{router})\, W_{router}\big) \in \mathbb{R}^{E}, \qquad i^* = \arg\max_i p_i(x).$$
+#
+# Like $b_{dec}$, $b_{router}$ *centres* the input (it is subtracted from $x$, not added to the logits).
+#
+# ### Exercise 3.1 — top-1 routing
+# > Difficulty ●●○○○ · Importance ●●●●● · ~10 min
+#
+# Return `(expert_idx, gate)`: the chosen expert per token `[batch]` and its router probability `[batch]`.
+
+# %%
+def route(x: torch.Tensor, W_router: torch.Tensor, b_router: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    ### BEGIN SOLUTION
+    probs = torch.softmax((x - b_router) @ W_router, dim=-1)
+    gate, expert_idx = probs.max(dim=-1)
+    return expert_idx, gate
+    ### END SOLUTION
+
+
+# %%
+checks.check_route(route)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# Softmax over the experts (`dim=-1`); `probs.max(dim=-1)` returns `(values, indices)` = `(gate, expert_idx)`.
+# </details>
+#
+# ## 4 · The expert's latents, scaled by the gate
+#
+# The chosen expert runs a bias-free TopK SAE on the centred input, and its latents are multiplied by the gate
+# $p_{i^*}(x)$:
+#
+# $$\hat x = p_{i^*}(x)\; \mathrm{TopK}\big(\mathrm{ReLU}((x-b_{dec})\,W_{enc}^{(i^*)}),\,k\big)\, W_{dec}^{(i^*)} + b_{dec}.$$
+#
+# Because $i^*$ comes from an argmax, the router gets reconstruction gradient **only through the gate**: the
+# scale is how reconstruction error teaches the router.
+#
+# ### Exercise 3.2 — Switch latents
+# > Difficulty ●●●○○ · Importance ●●●●○ · ~20 min
+#
+# Return dense latents `[batch, d_sae]`: zero everywhere except the k TopK latents inside each token's expert block,
+# scaled by the gate. Use your `route` from above (and `torch.topk`). A loop over tokens is fine here.
+
+# %%
+def switch_latents(x, W_enc, b_dec, W_router, b_router, n_experts: int, k: int) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    expert_idx, gate = route(x, W_router, b_router)
+    d_expert = W_enc.shape[1] // n_experts
+    latents = torch.zeros(x.shape[0], W_enc.shape[1])
+    for b in range(x.shape[0]):
+        e = int(expert_idx[b])
+        block = slice(e * d_expert, (e + 1) * d_expert)
+        values, local = torch.relu((x[b] - b_dec) @ W_enc[:, block]).topk(k)
+        latents[b, e * d_expert + local] = values * gate[b]
+    return latents
+    ### END SOLUTION
+
+
+# %%
+checks.check_switch_latents(switch_latents)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# Expert `e` owns columns `e * d_expert : (e + 1) * d_expert` of `W_enc`. TopK gives *local* indices inside the
+# block; add `e * d_expert` to place them.
+# </details>
+#
+# ## 5 · Load balancing
+#
+# Nothing in the reconstruction loss stops the router from sending every token to one expert; the other experts
+# then never train (their latents are dead) and the SAE is effectively $E$ times narrower. The Switch Transformer
+# loss penalises this:
+#
+# $$\mathcal L_{LB} = E \sum_{i=1}^{E} f_i P_i, \quad f_i = \text{fraction of tokens routed to } i,\quad
+#   P_i = \text{mean router probability of } i.$$
+#
+# It equals 1 when routing is uniform and approaches $E$ under collapse. $f_i$ has no gradient (argmax); $P_i$ does.
+#
+# ### Exercise 3.3 — the load-balancing loss
+# > Difficulty ●●○○○ · Importance ●●●●○ · ~10 min
+
+# %%
+def load_balance_loss(router_probs: torch.Tensor, expert_idx: torch.Tensor, n_experts: int) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    f = torch.bincount(expert_idx, minlength=n_experts).float() / expert_idx.numel()
+    P = router_probs.mean(0)
+    return n_experts * (f * P).sum()
+    ### END SOLUTION
+
+
+# %%
+checks.check_load_balance_loss(load_balance_loss)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `torch.bincount(expert_idx, minlength=n_experts)` counts tokens per expert.
+# </details>
+#
+# The training loss is $\mathrm{MSE}_{per\ element} + \alpha\, \mathcal L_{LB}$; the paper found α = 3 best. Let us
+# sweep α and watch expert balance (max share × E: 1 is perfect, E is total collapse) and dead latents.
+
+# %%
+train_cfg = ssm.TrainConfig(n_steps=STEPS, lr=LR, log_every=max(1, STEPS // 30))
+switch_cfg = ssm.SAEConfig(arch="switch", d_in=d_in, d_sae=D_SAE, k=K, n_experts=N_EXPERTS,
+                           dead_after_tokens=DEAD_AFTER)
+alpha_runs = {}
+for alpha in ALPHAS:
+    run = ssm.train(switch_cfg.replace(lb_coeff=alpha), ssm.notebook.shuffled_batches(train_acts, BATCH),
+                    train_cfg, progress=False)
+    m = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
+    alpha_runs[alpha] = (run, m)
+    print(f"α={alpha:<6} expert balance {m['expert_balance']:5.2f} (1 = uniform, {N_EXPERTS} = collapsed)  "
+          f"dead latents {run.final['dead_fraction']:6.1%}  FVU {m['fvu']:.4f}")
+
+# %%
+ssm.plotting.plot_history({f"α={a}": r.history for a, (r, _) in alpha_runs.items()},
+                          keys=("fvu", "expert_balance", "dead_fraction"),
+                          title=f"Switch SAE, E={N_EXPERTS}: load balancing")
+
+# %% [markdown]
+# Read the table and the curves: with α = 0 a few experts take most tokens (balance well above 1) and the
+# unused experts' latents die; a moderate α keeps routing near uniform. Very large α forces balance at some cost
+# in reconstruction. Where is the sweet spot at this scale? (The paper's sweep, on GPT-2, was flat for α ≥ 0.3.)
+#
+# ## 6 · Probability scaling vs a heaviside gate
+#
+# With `gate="heaviside"` the expert's latents are not scaled (gate = 1): the router then gets **no**
+# reconstruction gradient, only the load-balancing one, so it cannot learn which expert reconstructs a token best.
+
+# %%
+gate_runs = {}
+for gate in ["prob", "heaviside"]:
+    run = ssm.train(switch_cfg.replace(gate=gate), ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg,
+                    progress=False)
+    gate_runs[gate] = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
+    print(f"gate={gate:10s} FVU {gate_runs[gate]['fvu']:.4f}  balance {gate_runs[gate]['expert_balance']:.2f}")
+
+# %% [markdown]
+# ## 7 · Routed vs masked computation: same output, different cost
+#
+# The paper's code computes **all** $d_{sae}$ pre-activations, masks everything outside the routed expert and
+# takes TopK over the full vector. That gives the same latents (TopK commutes with a positive scale) but does $E$
+# times the encoder work. The package groups tokens by expert and runs one small matmul per expert. Check both
+# paths agree, values and gradients, then time them.
+
+# %%
+sae = alpha_runs[3.0][0].sae if 3.0 in alpha_runs else alpha_runs[ALPHAS[-1]][0].sae
+sae.train()
+x = train_acts[:BATCH]
+outputs, grads = {}, {}
+for routed in (True, False):
+    sae.zero_grad()
+    out = sae(x, routed=routed)
+    out.loss.backward()
+    outputs[routed], grads[routed] = out, sae.W_enc.grad.clone()
+torch.testing.assert_close(outputs[True].x_hat, outputs[False].x_hat, atol=1e-4, rtol=1e-4)
+torch.testing.assert_close(grads[True], grads[False], atol=1e-5, rtol=1e-4)
+print("routed == masked reference: x_hat and encoder gradients agree")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def time_step(routed: bool, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        with ssm.gpu.Timer(device) as timer:
+            sae.zero_grad()
+            sae(x, routed=routed).loss.backward()
+        times.append(timer.elapsed)
+    return sorted(times)[len(times) // 2]
+
+
+t_routed, t_masked = time_step(True), time_step(False)
+ledger = ssm.flops.forward_flops(sae.cfg)
+reference = ssm.flops.reference_forward_flops(sae.cfg)
+print(f"forward+backward, batch {BATCH}: routed {t_routed * 1e3:.1f} ms, masked {t_masked * 1e3:.1f} ms "
+      f"({t_masked / t_routed:.1f}x)")
+print(f"encoder+router FLOPs/token: routed {ledger['encoder'] + ledger['router']:,} vs masked "
+      f"{reference['encoder'] + reference['router']:,} ({(reference['encoder'] + reference['router']) / (ledger['encoder'] + ledger['router']):.1f}x)")
+
+# %% [markdown]
+# At the bundled model's tiny width the encoder is cheap and fixed costs (the decoder, Python overhead per expert)
+# blur the ratio; chapter 04 and the benchmark command measure it at GPT-2 size, where the encoder dominates.
+#
+# **Takeaways**
+# - Router: softmax over experts of the centred input; top-1 choice; the gate scales the expert's latents.
+# - The gate is the router's only reconstruction signal; the load-balancing loss keeps all experts alive.
+# - Routed computation gives the masked reference's answer at ~1/E of the encoder cost.

@@ -1,0 +1,191 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Feature analysis: what do the experts learn?
+#
+# **Learning objectives**
+# - Measure expert usage and whether experts specialise by domain (Shakespeare / Python docs / Bible) and token.
+# - Find near-duplicate features across experts and see how duplication grows with the number of experts.
+# - Compare encoder and decoder geometry coloured by expert (the paper's "encoder features cluster by expert").
+# - Read the top-activating contexts of individual features.
+#
+# **Prerequisites:** 03 (Switch SAEs); 04 helps.
+#
+# **Runtime:** FAST ≈ 1 min · default ≈ 8 min on a 2-core CPU with the bundled model · ≈ 3 min on one GPU with GPT-2.
+
+# %% [markdown]
+# ## 0 · Setup
+
+# %%
+import os
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB:  # install this repository (set SSM_REPO_URL to your fork if needed)
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini")],
+                   check=True)
+
+import matplotlib.pyplot as plt
+import torch
+
+import switch_sae_mini as ssm
+from switch_sae_mini import analysis
+
+device = ssm.notebook.setup(seed=0)
+
+# %% [markdown]
+# ## 1 · Config — the only cell you should need to edit
+
+# %%
+FAST = ssm.notebook.fast()
+MODEL = "tiny-gpt2"                       # bundled 4-layer GPT-2 (d_model 128); "gpt2" for GPT-2 small
+N_TOKENS = 200_000 if FAST else 1_500_000
+D_SAE = 1024 if FAST else 4096            # total latents (every SAE below has the same width)
+EXPERTS = [4, 16] if FAST else [4, 8, 16, 32]
+K = 16
+STEPS = 150 if FAST else 1500
+BATCH = 1024
+LR = 1e-3
+N_ANALYSIS = 20_000 if FAST else 100_000  # held-out tokens encoded for the statistics
+
+# %% [markdown]
+# ## 2 · Train Switch SAEs with a growing number of experts
+
+# %%
+model = ssm.load_model(MODEL, device=device)
+acts, meta, buffer = ssm.notebook.harvest(model, N_TOKENS)
+n_hold = min(N_ANALYSIS, len(acts) // 4)
+held_acts, held_meta = acts[:n_hold], ssm.activations.TokenMetadata(*(f[:n_hold] for f in meta))
+train_acts = acts[n_hold:]
+d_in = acts.shape[1]
+
+train_cfg = ssm.TrainConfig(n_steps=STEPS, lr=LR, log_every=STEPS)
+saes, codes = {}, {}
+for n_experts in EXPERTS:
+    cfg = ssm.SAEConfig(arch="switch", d_in=d_in, d_sae=D_SAE, k=K, n_experts=n_experts)
+    saes[n_experts] = ssm.train(cfg, ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg,
+                                progress=False).sae
+    codes[n_experts] = analysis.encode_all(saes[n_experts], held_acts)
+    print(f"E={n_experts:<3} FVU {ssm.metrics.evaluate_sae(saes[n_experts], held_acts.split(4096))['fvu']:.4f}")
+
+# %% [markdown]
+# ## 3 · Expert usage and domain specialisation
+#
+# Each bar is one expert's share of tokens, split by the domain the tokens came from. If experts ignored domain,
+# every bar would have the corpus's overall mix; if they specialised, bars would be one colour.
+
+# %%
+E = EXPERTS[1] if len(EXPERTS) > 1 else EXPERTS[0]
+usage = analysis.expert_usage(codes[E].expert_idx, E)
+profile = analysis.domain_profile(codes[E].expert_idx, held_meta.domain, E, len(buffer.domains))
+ssm.plotting.plot_expert_usage(usage, profile, buffer.domains, title=f"Which tokens go to which expert (E={E})")
+
+# %%
+overall = torch.bincount(held_meta.domain, minlength=len(buffer.domains)).float() / n_hold
+baseline = float(overall.max())
+for n_experts in EXPERTS:
+    u = analysis.expert_usage(codes[n_experts].expert_idx, n_experts)
+    p = analysis.domain_profile(codes[n_experts].expert_idx, held_meta.domain, n_experts, len(buffer.domains))
+    print(f"E={n_experts:<3} specialisation {analysis.specialisation(p, u):.3f} "
+          f"(no specialisation: {baseline:.3f}; one domain per expert: 1.000)")
+
+# %% [markdown]
+# Specialisation is the usage-weighted share of each expert's most common domain. Values well above the
+# "no specialisation" line mean the router splits the residual stream largely by domain — nobody told it the
+# domains; it found them because they occupy different directions (chapter 00).
+#
+# Which tokens does an expert receive most often? "lift" is how over-represented a token is in that expert
+# compared with the whole held-out set.
+
+# %%
+top_expert = int(usage.argmax())
+for e in sorted({top_expert, int(usage.argmin()), 0}):
+    rows = analysis.top_tokens_per_expert(codes[E].expert_idx, held_meta.token_id, e, top=8)
+    tokens = ", ".join(f"{model.tokenizer.decode([t])!r}×{c} (lift {lift:.1f})" for t, c, lift in rows)
+    print(f"expert {e:<2} ({usage[e]:.1%} of tokens): {tokens}")
+
+# %% [markdown]
+# ## 4 · Duplicate features across experts
+#
+# Each token sees only one expert, so a feature useful in several experts' regions must be learned several times.
+# For every latent we find its nearest decoder neighbour (cosine similarity) in a *different* expert; cosine
+# above 0.9 counts as a duplicate (the paper's threshold).
+
+# %%
+dup_rows = []
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for n_experts in EXPERTS:
+    nn = analysis.decoder_neighbours(saes[n_experts].W_dec, n_experts)
+    dup_rows.append((n_experts, analysis.duplicate_fraction(nn), float(nn.cos_other_expert.mean())))
+    ax.hist(nn.cos_other_expert.numpy(), bins=50, histtype="step", density=True, label=f"E={n_experts}")
+ax.axvline(0.9, color="k", ls="--", lw=1)
+ax.set(xlabel="cosine to nearest decoder vector in another expert", ylabel="density",
+       title="Near-duplicate features across experts")
+ax.legend()
+for n_experts, frac, mean_cos in dup_rows:
+    print(f"E={n_experts:<3} duplicates (cos > 0.9) {frac:6.2%}   mean nearest-neighbour cosine {mean_cos:.3f}")
+
+# %%
+sim = analysis.inter_expert_similarity(saes[E].W_dec, E)
+fig, ax = plt.subplots(figsize=(4.8, 4))
+image = ax.imshow(sim.numpy(), cmap="viridis")
+fig.colorbar(image, ax=ax, label="mean max cosine")
+ax.set(xlabel="expert j", ylabel="expert i", title=f"How well expert j covers expert i's features (E={E})")
+
+# %% [markdown]
+# ## 5 · Encoder vs decoder geometry
+#
+# The paper's t-SNE shows encoder vectors clustering by expert while decoder vectors intermix. We use PCA (no
+# extra dependency): the first two principal components of encoder columns and decoder rows, coloured by expert.
+
+# %%
+sae = saes[E]
+expert_of = torch.arange(D_SAE) // (D_SAE // E)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+for ax, (name, vectors) in zip(axes, [("encoder columns", sae.W_enc.T.detach()),
+                                      ("decoder rows", sae.W_dec.detach())]):
+    xy = analysis.pca_2d(torch.nn.functional.normalize(vectors, dim=-1))
+    ax.scatter(xy[:, 0], xy[:, 1], c=expert_of, cmap="tab20", s=3)
+    ax.set(title=f"{name}, coloured by expert", xlabel="PC 1", ylabel="PC 2")
+fig.suptitle(f"Switch SAE, E={E}: do experts partition the space?")
+fig.tight_layout()
+
+# %% [markdown]
+# ## 6 · Top-activating contexts of a few features
+#
+# For the most frequently firing latents of one expert, the tokens where they fire hardest, with the text before
+# each token (the token is in [[brackets]]).
+
+# %%
+lookup = analysis.ContextLookup(ssm.corpus.load_corpus("train"), model.tokenizer)
+freq = analysis.firing_frequency(codes[E], D_SAE)
+block = slice(top_expert * (D_SAE // E), (top_expert + 1) * (D_SAE // E))
+features = (freq[block].topk(3).indices + block.start).tolist()
+for feature in features:
+    values, positions = analysis.top_activations(codes[E], feature, top=5)
+    print(f"feature {feature} (expert {top_expert}, fires on {freq[feature]:.2%} of tokens)")
+    for value, pos in zip(values.tolist(), positions.tolist()):
+        print(f"   {value:6.2f}  {lookup.show(held_meta.doc_id[pos], held_meta.position[pos])}")
+
+# %% [markdown]
+# **Takeaways**
+# - Routers split tokens by where they sit in activation space; on a mixed corpus that largely means by domain.
+# - More experts means more near-duplicate features across experts: the parameter cost of routing.
+# - Encoder vectors are organised by expert (each expert only ever sees its own region); decoders are shared
+#   directions that can repeat across experts.
+# - The next notebook (06) turns these views into an interactive explorer.
