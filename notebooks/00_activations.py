@@ -24,7 +24,8 @@
 #
 # **Prerequisites:** Python and PyTorch basics; what a transformer's residual stream is.
 #
-# **Runtime:** FAST ≈ 30 s · default ≈ 2 min on a 2-core CPU with the bundled model · ≈ 1 min on one GPU with GPT-2.
+# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.2 min · default 0.5 min.
+# On one GPU with `MODEL = "gpt2"`: ≈ 1 min (estimate).
 
 # %% [markdown]
 # ## 0 · Setup

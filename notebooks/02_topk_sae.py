@@ -23,7 +23,8 @@
 #
 # **Prerequisites:** 01 (ReLU SAE, FVU, L0, dead latents).
 #
-# **Runtime:** FAST ≈ 1 min · default ≈ 6 min on a 2-core CPU with the bundled model · ≈ 2 min on one GPU with GPT-2.
+# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.4 min · default not measured yet.
+# On one GPU with `MODEL = "gpt2"`: ≈ 2 min (estimate).
 
 # %% [markdown]
 # ## 0 · Setup

@@ -24,8 +24,8 @@
 #
 # **Prerequisites:** 02 (TopK SAEs, decoder-norm constraint, geometric-median init).
 #
-# **Runtime:** FAST ≈ 1.5 min · default ≈ 8 min on a 2-core CPU with the bundled model · ≈ 3 min on one GPU with
-# GPT-2.
+# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.4 min · default not measured yet.
+# On one GPU with `MODEL = "gpt2"`: ≈ 3 min (estimate).
 
 # %% [markdown]
 # ## 0 · Setup

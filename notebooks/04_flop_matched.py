@@ -24,8 +24,8 @@
 #
 # **Prerequisites:** 02 (TopK), 03 (Switch SAE, load balancing).
 #
-# **Runtime:** FAST ≈ 1.5 min · default ≈ 12 min on a 2-core CPU with the bundled model · ≈ 30 min on one GPU with
-# GPT-2 at these step counts.
+# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.6 min · default 10.1 min.
+# On one GPU with `MODEL = "gpt2"`: ≈ 30 min (estimate).
 
 # %% [markdown]
 # ## 0 · Setup

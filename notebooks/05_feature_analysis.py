@@ -24,7 +24,8 @@
 #
 # **Prerequisites:** 03 (Switch SAEs); 04 helps.
 #
-# **Runtime:** FAST ≈ 1 min · default ≈ 8 min on a 2-core CPU with the bundled model · ≈ 3 min on one GPU with GPT-2.
+# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.3 min · default not measured yet.
+# On one GPU with `MODEL = "gpt2"`: ≈ 3 min (estimate).
 
 # %% [markdown]
 # ## 0 · Setup
