@@ -7,7 +7,7 @@ from ``scripts/build_tokenizer.py`` and the corpus from ``scripts/build_corpus.p
 Usage::
 
     python scripts/train_tiny_gpt2.py --budget-minutes 35          # the bundled model
-    python scripts/train_tiny_gpt2.py --max-steps 20 --out /tmp/x  # smoke test
+    python scripts/train_tiny_gpt2.py --max-steps 20 --out scratch/tiny_gpt2  # smoke test
 
 Training samples are random windows of the training token stream (documents joined by ``<|endoftext|>``),
 each prefixed with ``<|endoftext|>`` so position 0 always holds BOS, exactly like transformer-lens inputs with
@@ -33,7 +33,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from switch_sae_mini.corpus import load_corpus
+from switch_sae_mini.bench_harvest import cpu_name  # noqa: E402
+from switch_sae_mini.corpus import load_corpus  # noqa: E402
 
 ASSET_DIR = REPO / "switch_sae_mini" / "assets" / "tiny_gpt2"
 EOT_ID = 50256
@@ -188,16 +189,6 @@ def lr_at(step: int, elapsed: float, args) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- card + saving
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def model_card(info: dict) -> str:
