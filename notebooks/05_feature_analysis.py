@@ -24,7 +24,7 @@
 #
 # **Prerequisites:** 03 (Switch SAEs); 04 helps.
 #
-# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.3 min · default not measured yet.
+# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.3 min · default 3.1 min.
 # On one GPU with `MODEL = "gpt2"`: ≈ 3 min (estimate).
 
 # %% [markdown]

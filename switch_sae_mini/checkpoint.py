@@ -165,7 +165,9 @@ def load_training_state(path: str | os.PathLike, sae: SAEBase,
     for name, p in sae.named_parameters():
         entries = {k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"adam.{name}.")}
         if entries:
-            optimizer.state[p] = {k: (v if k == "step" else v.to(device)) for k, v in entries.items()}
+            # moments take the parameter's memory layout: the fused Adam walks param and state as flat memory
+            optimizer.state[p] = {k: (v if k == "step" else torch.empty_like(p).copy_(v))
+                                  for k, v in entries.items()}
     for key, value in state["optimizer"].items():
         optimizer.param_groups[0][key] = tuple(value) if isinstance(value, list) else value
     torch.set_rng_state(tensors["rng.torch"])

@@ -59,6 +59,9 @@ class SAEConfig:
     """Switch only: scale the routed expert's latents by its router probability ("prob", the paper) or by 1."""
     routed: bool = True
     """Switch only: compute only the routed expert's encoder (fast). False runs the masked-dense reference."""
+    fused: bool = True
+    """TopK and Switch: sparse-gradient kernels (kernels.py): encoder and decoder gradients touch only the k active
+    latents per token. False runs plain autograd, the reference the kernels are tested against (same values)."""
 
     def __post_init__(self) -> None:
         _check(self.arch in ARCHS, f"SAEConfig.arch must be one of {ARCHS}, got {self.arch!r}.")
@@ -89,6 +92,7 @@ class SAEConfig:
                f"SAEConfig.dead_after_tokens must be a positive int, got {self.dead_after_tokens!r}.")
         _check(self.gate in ("prob", "heaviside"), f"SAEConfig.gate must be 'prob' or 'heaviside', got {self.gate!r}.")
         _check(isinstance(self.routed, bool), f"SAEConfig.routed must be a bool, got {self.routed!r}.")
+        _check(isinstance(self.fused, bool), f"SAEConfig.fused must be a bool, got {self.fused!r}.")
 
     @property
     def d_expert(self) -> int:

@@ -195,7 +195,7 @@ class ReLUSAE(SAEBase):
         W = torch.randn(cfg.d_sae, cfg.d_in)
         W = 0.1 * W / W.norm(dim=-1, keepdim=True)  # decoder rows of norm 0.1; encoder tied at init only
         self.W_dec = nn.Parameter(W.clone())
-        self.W_enc = nn.Parameter(W.T.clone())
+        self.W_enc = nn.Parameter(W.clone().t())
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
 
@@ -219,7 +219,9 @@ class TopKSAE(SAEBase):
         W_dec = torch.randn(cfg.d_sae, cfg.d_in)
         W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
         self.W_dec = nn.Parameter(W_dec)
-        self.W_enc = nn.Parameter(W_dec.T.clone())  # encoder = decoder transpose at init (Gao et al.)
+        # encoder = decoder transpose at init (Gao et al.), kept column-major: row j of the memory is latent j's
+        # encoder vector, the layout the sparse gradient kernel writes (kernels.py)
+        self.W_enc = nn.Parameter(W_dec.clone().t())
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
 
@@ -228,6 +230,8 @@ class TopKSAE(SAEBase):
 
     def forward(self, x: Float[Tensor, "batch d_in"]) -> ForwardOutput:
         check_input(x, self.cfg.d_in)
+        if self.cfg.fused:
+            return self._fused_forward(x)
         pre = self.pre_activations(x)
         values, indices = topk_activation(pre, self.cfg.k)
         x_hat = sparse_decode(values, indices, self.W_dec) + self.b_dec
@@ -238,6 +242,26 @@ class TopKSAE(SAEBase):
             aux = auxk_loss(pre, self.dead_mask(), x - x_hat, self.W_dec, self.cfg.k_aux)
         loss = mse + self.cfg.auxk_coeff * aux
         return ForwardOutput(x_hat, values, indices, self.cfg.d_sae, loss, mse, zero, aux, zero)
+
+    def _fused_forward(self, x: Tensor) -> ForwardOutput:
+        """Same values and gradients as the plain path, with sparse backward kernels (kernels.py)."""
+        from . import kernels
+
+        cfg, lead = self.cfg, x.shape[:-1]
+        x_flat = x.reshape(-1, cfg.d_in)
+        use_aux = self.training and cfg.auxk_coeff > 0
+        enc = kernels.topk_encode(x_flat, self.b_dec, self.W_enc, self.b_enc, cfg.k,
+                                  self.dead_mask() if use_aux else None, cfg.k_aux)
+        x_hat = kernels.sparse_decode(enc.values, enc.indices, self.W_dec) + self.b_dec
+        mse = mse_per_element(x_hat, x_flat)
+        zero = self._zero(x)
+        aux = zero
+        if enc.aux_indices.shape[1]:  # some latents are dead: they reconstruct the detached residual (AuxK)
+            residual_hat = kernels.sparse_decode(enc.aux_values, enc.aux_indices, self.W_dec)
+            aux = mse_per_element(residual_hat, (x_flat - x_hat).detach())
+        loss = mse + cfg.auxk_coeff * aux
+        return ForwardOutput(x_hat.reshape(*lead, cfg.d_in), enc.values.reshape(*lead, cfg.k),
+                             enc.indices.reshape(*lead, cfg.k), cfg.d_sae, loss, mse, zero, aux, zero)
 
 
 def make_sae(cfg: SAEConfig) -> SAEBase:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from . import kernels
 from .config import SAEConfig
 from .sae import ForwardOutput, SAEBase, check_input, mse_per_element, sparse_decode, topk_activation
 
@@ -66,7 +67,7 @@ class SwitchSAE(SAEBase):
         W_dec = torch.randn(cfg.d_sae, cfg.d_in)
         W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
         self.W_dec = nn.Parameter(W_dec)
-        self.W_enc = nn.Parameter(W_dec.T.clone())
+        self.W_enc = nn.Parameter(W_dec.clone().t())  # column-major, as in TopKSAE
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
         bound = cfg.d_in ** -0.5  # nn.Linear's default init range, as in the reference router
         self.W_router = nn.Parameter(torch.empty(cfg.d_in, cfg.n_experts).uniform_(-bound, bound))
@@ -113,19 +114,25 @@ class SwitchSAE(SAEBase):
         return topk_activation(pre * mask * gate[:, None], cfg.k)
 
     def forward(self, x: Float[Tensor, "batch d_in"], routed: bool | None = None) -> ForwardOutput:
-        """routed=None follows cfg.routed; False runs the masked-dense reference (same values and gradients)."""
+        """routed=None follows cfg.routed; False runs the masked-dense reference (same values and gradients).
+        cfg.fused picks the sparse-gradient kernels (default) or plain autograd for the routed path and decoder."""
         check_input(x, self.cfg.d_in)
         lead = x.shape[:-1]
         x_flat = x.reshape(-1, self.cfg.d_in)
         routing = self.route(x_flat)
         gate = self._gate(routing)
-        x_centered = x_flat - self.b_dec
-        if self.cfg.routed if routed is None else routed:
-            values, indices = self._routed_topk(x_centered, routing.expert_idx)
+        use_routed = self.cfg.routed if routed is None else routed
+        if use_routed and self.cfg.fused:  # sparse-gradient kernel (kernels.py)
+            values, indices = kernels.routed_topk_encode(x_flat, self.b_dec, self.W_enc, routing.expert_idx,
+                                                         self.cfg.n_experts, self.cfg.k)
             values = values * gate[:, None]  # TopK commutes with a positive scalar gate
+        elif use_routed:
+            values, indices = self._routed_topk(x_flat - self.b_dec, routing.expert_idx)
+            values = values * gate[:, None]
         else:
-            values, indices = self._masked_topk(x_centered, routing.expert_idx, gate)
-        x_hat = sparse_decode(values, indices, self.W_dec) + self.b_dec
+            values, indices = self._masked_topk(x_flat - self.b_dec, routing.expert_idx, gate)
+        decode = kernels.sparse_decode if self.cfg.fused else sparse_decode
+        x_hat = decode(values, indices, self.W_dec) + self.b_dec
         mse = mse_per_element(x_hat, x_flat)
         lb = load_balance_loss(routing.probs, routing.expert_idx, self.cfg.n_experts)
         loss = mse + self.cfg.lb_coeff * lb
