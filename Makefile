@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # pip on our machines prints one warning per package for empty local index folders; hide only those lines.
 PIP_NOISE := is ignored: it is neither a file nor a directory
 
-.PHONY: lab test unit notebooks sync-notebooks setup clean-venv
+.PHONY: lab test unit notebooks sync-notebooks assignments setup clean-venv
 
 setup: $(STAMP)
 
@@ -41,6 +41,11 @@ notebooks: $(STAMP)
 # Regenerate every .ipynb from its reviewed .py source (outputs are never committed).
 sync-notebooks: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/[0-9]*.py
+
+# Student versions of every notebook with exercises in release/ (git-ignored): solutions stubbed, hidden checks
+# left out. Generated, never edited by hand; see docs/teaching.md.
+assignments: $(STAMP)
+	$(BIN)/python -m switch_sae_mini.assignments --out release
 
 clean-venv:
 	rm -rf $(VENV)

@@ -100,14 +100,14 @@ print(f"hook={buffer.hook}  activations={tuple(acts.shape)}  mean norm={acts.nor
 # Return the mean over tokens of $\sum_j f_j \lVert W_{dec}[j] \rVert$ for `latents` `[batch, d_sae]` and
 # `W_dec` `[d_sae, d_in]`.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "l1_penalty", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def l1_penalty(latents: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
     ### BEGIN SOLUTION
     return (latents * W_dec.norm(dim=-1)).sum(-1).mean()
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_l1_penalty", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 checks.check_l1_penalty(l1_penalty)
 
 # %% [markdown]

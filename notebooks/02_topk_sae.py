@@ -89,7 +89,7 @@ print(f"hook={buffer.hook}  activations={tuple(acts.shape)}")
 # Return `(values, indices)`, each `[batch, k]`: the $k$ largest entries of `ReLU(pre_acts)` in every row and
 # where they are. Order within a row does not matter.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "topk_activation", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def topk_activation(pre_acts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     ### BEGIN SOLUTION
     values, indices = torch.relu(pre_acts).topk(k, dim=-1)
@@ -97,7 +97,7 @@ def topk_activation(pre_acts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_topk_activation", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 checks.check_topk_activation(topk_activation)
 
 # %% [markdown]
@@ -134,7 +134,7 @@ print("sparse decode == dense decode; work per token: k rows instead of d_sae ro
 # Start from the mean; repeat: weight each point by $1/\lVert x_i - \mu\rVert$, set $\mu$ to the weighted average;
 # stop when $\mu$ moves less than `1e-5` (at most 100 iterations).
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "geometric_median", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def geometric_median(points: torch.Tensor) -> torch.Tensor:
     ### BEGIN SOLUTION
     median = points.mean(0)
@@ -148,7 +148,7 @@ def geometric_median(points: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_geometric_median", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 checks.check_geometric_median(geometric_median)
 
 # %% [markdown]

@@ -91,7 +91,7 @@ print(f"hook={buffer.hook}  activations={tuple(acts.shape)}  domains={buffer.dom
 #
 # Return `(expert_idx, gate)`: the chosen expert per token `[batch]` and its router probability `[batch]`.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "route", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def route(x: torch.Tensor, W_router: torch.Tensor, b_router: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ### BEGIN SOLUTION
     probs = torch.softmax((x - b_router) @ W_router, dim=-1)
@@ -100,7 +100,7 @@ def route(x: torch.Tensor, W_router: torch.Tensor, b_router: torch.Tensor) -> tu
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_route", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 checks.check_route(route)
 
 # %% [markdown]
@@ -125,7 +125,7 @@ checks.check_route(route)
 # Return dense latents `[batch, d_sae]`: zero everywhere except the k TopK latents inside each token's expert block,
 # scaled by the gate. Use your `route` from above (and `torch.topk`). A loop over tokens is fine here.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "switch_latents", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def switch_latents(x, W_enc, b_dec, W_router, b_router, n_experts: int, k: int) -> torch.Tensor:
     ### BEGIN SOLUTION
     expert_idx, gate = route(x, W_router, b_router)
@@ -140,7 +140,7 @@ def switch_latents(x, W_enc, b_dec, W_router, b_router, n_experts: int, k: int) 
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_switch_latents", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 checks.check_switch_latents(switch_latents)
 
 # %% [markdown]
@@ -164,7 +164,7 @@ checks.check_switch_latents(switch_latents)
 # ### Exercise 3.3 — the load-balancing loss
 # > Difficulty ●●○○○ · Importance ●●●●○ · ~10 min
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "load_balance_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def load_balance_loss(router_probs: torch.Tensor, expert_idx: torch.Tensor, n_experts: int) -> torch.Tensor:
     ### BEGIN SOLUTION
     f = torch.bincount(expert_idx, minlength=n_experts).float() / expert_idx.numel()
@@ -173,7 +173,7 @@ def load_balance_loss(router_probs: torch.Tensor, expert_idx: torch.Tensor, n_ex
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_load_balance_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 checks.check_load_balance_loss(load_balance_loss)
 
 # %% [markdown]

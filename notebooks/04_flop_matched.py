@@ -78,7 +78,7 @@ EVAL_CONTEXTS = 16 if FAST else 64         # held-out contexts for loss recovere
 # Return the forward FLOPs per token of the router plus the routed encoder, for `n_experts = 1` a plain TopK
 # encoder (no router).
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "encoder_flops", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def encoder_flops(d_in: int, d_sae: int, n_experts: int) -> int:
     ### BEGIN SOLUTION
     router = 2 * d_in * n_experts if n_experts > 1 else 0
@@ -86,7 +86,7 @@ def encoder_flops(d_in: int, d_sae: int, n_experts: int) -> int:
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_encoder_flops", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 checks.check_encoder_flops(encoder_flops)
 
 # %% [markdown]
