@@ -18,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,15 +114,25 @@ def time_encoder_matmul(shape: str, data: list[torch.Tensor], repeats: int) -> f
     return statistics.median(times)
 
 
-def run_peers(python: str, shape: str, batch: int, warmup: int, steps: int) -> list[dict]:
-    """SAELens / sparsify TopK steps in their own interpreter (they pin transformer-lens < 4, this package needs 4)."""
-    cmd = [python, str(PEER_SCRIPT), "--d-in", str(SHAPES[shape]["d_in"]), "--d-sae", str(SHAPES[shape]["d_sae"]),
-           "--k", str(SHAPES[shape]["k"]), "--batch", str(batch), "--warmup", str(warmup), "--steps", str(steps)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+def run_peers(python: str, shape: str, data: list[torch.Tensor], warmup: int, steps: int) -> list[dict]:
+    """SAELens / sparsify TopK steps on the same batches, in their own interpreter (SAELens pins
+    transformer-lens < 4; this package needs 4). Returns one dict per peer (name, ms_per_step or error)."""
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "batches.safetensors"
+        save_file({f"batch_{i}": x.contiguous() for i, x in enumerate(data)}, str(path))
+        cmd = [python, str(PEER_SCRIPT), "--d-in", str(SHAPES[shape]["d_in"]), "--d-sae",
+               str(SHAPES[shape]["d_sae"]), "--k", str(SHAPES[shape]["k"]), "--batch", str(data[0].shape[0]),
+               "--warmup", str(warmup), "--steps", str(steps), "--data", str(path)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if proc.returncode != 0:
         print(f"  peers failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}", file=sys.stderr)
-        return []
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    peers = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    for peer in peers:
+        if "error" in peer:
+            print(f"  peer {peer['name']} skipped: {peer['error']}", file=sys.stderr)
+    return [peer for peer in peers if "ms_per_step" in peer]
 
 
 def explain(result: Result, topk: Result, limit: float) -> str:
@@ -202,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
                          else 3 * reference_forward_flops(cfg)["total"]) * batch
                 results.append(Result(shape, batch, name, cfg, ms, phases, flops))
                 print(f"  {shape} b={batch} {name}: {ms:.0f} ms/step", file=sys.stderr, flush=True)
-            peers = run_peers(args.peers, shape, batch, args.warmup, args.steps) if args.peers else []
+            peers = run_peers(args.peers, shape, data, args.warmup, args.steps) if args.peers else []
             print_table(shape, batch, results, lower_bound, peers)
 
 

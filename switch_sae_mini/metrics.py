@@ -34,7 +34,11 @@ def l0(out: ForwardOutput) -> float:
 
 def fired_latents(out: ForwardOutput) -> Tensor:
     """Bool [d_sae]: which latents were nonzero for at least one token of the batch."""
-    return fire_counts(out) > 0
+    if out.latent_idx is None:
+        return fire_counts(out) > 0
+    # one weighted bincount instead of a boolean gather (this runs every training step)
+    active = (out.latent_acts != 0).reshape(-1).to(torch.float32)
+    return torch.bincount(out.latent_idx.reshape(-1), weights=active, minlength=out.d_sae) > 0
 
 
 def fire_counts(out: ForwardOutput) -> Tensor:

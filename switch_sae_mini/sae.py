@@ -151,8 +151,7 @@ class SAEBase(nn.Module):
     @torch.no_grad()
     def update_dead_counter(self, fired: Tensor, n_tokens: int) -> None:
         """fired: bool [d_sae], which latents were active anywhere in the last batch of n_tokens."""
-        self.tokens_since_fired += n_tokens
-        self.tokens_since_fired[fired] = 0
+        self.tokens_since_fired.add_(n_tokens).masked_fill_(fired, 0)
 
     @torch.no_grad()
     def init_from_batch(self, x: Tensor) -> None:
@@ -172,8 +171,8 @@ class SAEBase(nn.Module):
         """Remove the gradient component parallel to each unit-norm decoder row (keeps the norm fixed)."""
         if self.W_dec.grad is None:
             return
-        parallel = (self.W_dec.grad * self.W_dec).sum(-1, keepdim=True)
-        self.W_dec.grad.sub_(parallel * self.W_dec)
+        parallel = torch.linalg.vecdot(self.W_dec.grad, self.W_dec)  # one pass, no [d_sae, d_in] temporary
+        self.W_dec.grad.addcmul_(parallel.unsqueeze(-1), self.W_dec, value=-1)
 
     def decode(self, latents: Float[Tensor, "... d_sae"]) -> Float[Tensor, "... d_in"]:
         """Dense latents -> reconstruction."""
