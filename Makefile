@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # pip on our machines prints one warning per package for empty local index folders; hide only those lines.
 PIP_NOISE := is ignored: it is neither a file nor a directory
 
-.PHONY: lab test unit notebooks sync-notebooks assignments setup clean-venv
+.PHONY: lab test unit notebooks sync-notebooks assignments bench bench-peers setup clean-venv
 
 setup: $(STAMP)
 
@@ -46,6 +46,18 @@ sync-notebooks: $(STAMP)
 # left out. Generated, never edited by hand; see docs/teaching.md.
 assignments: $(STAMP)
 	$(BIN)/python -m switch_sae_mini.assignments --out release
+
+# Training-step throughput (README "Speed"): python -m switch_sae_mini.bench; not part of `make test`.
+# Adds SAELens and sparsify to the same run when `make bench-peers` has built their virtualenv.
+bench: $(STAMP)
+	$(BIN)/python -m switch_sae_mini.bench $(if $(wildcard .venv-peers/bin/python),--peers .venv-peers/bin/python) \
+		$(BENCH_ARGS)
+
+# Peers live in their own virtualenv: SAELens pins transformer-lens < 4, this package needs 4.
+bench-peers:
+	@test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --disable-pip-version-check -q "torch==$(TORCH_VERSION)" \
+		"sae-lens==6.54.12" "eai-sparsify==1.3.3" 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
 
 clean-venv:
 	rm -rf $(VENV)

@@ -135,12 +135,14 @@ class _RoutedTopKEncode(torch.autograd.Function):
         counts = torch.bincount(expert_idx, minlength=n_experts).tolist()
         values = x.new_empty(x.shape[0], k)
         indices = torch.empty(x.shape[0], k, dtype=torch.int64, device=x.device)
+        buf = _pre_activation_buffer(x.shape[0], d_expert, x)  # every expert's block fits in its first rows
         start = 0
         for e, (count, W_e) in enumerate(zip(counts, W_enc.unflatten(1, (n_experts, d_expert)).unbind(1))):
             if count == 0:
                 continue
             rows = order[start:start + count]
-            v, i = (x_c[rows] @ W_e).topk(k, dim=-1, sorted=False)
+            pre = torch.mm(x_c[rows], W_e, out=buf[:count]) if buf is not None else x_c[rows] @ W_e
+            v, i = pre.topk(k, dim=-1, sorted=False)
             values[rows] = v.clamp_(min=0)
             indices[rows] = i + e * d_expert  # local -> global latent index
             start += count

@@ -39,7 +39,8 @@ class ForwardOutput(NamedTuple):
     l1_loss: Tensor
     """ReLU: sum_j f_j * ||W_dec[j]|| averaged over tokens, divided by d_in (unweighted)."""
     auxk_loss: Tensor
-    """TopK: per-element MSE of the AuxK dead-latent reconstruction of the residual (unweighted)."""
+    """TopK: Gao et al.'s normalised error of the AuxK dead-latent reconstruction of the residual, in per-element
+    MSE units (see auxk_error; unweighted)."""
     lb_loss: Tensor
     """Switch: load-balancing loss E * sum_i f_i P_i (unweighted; 1 under uniform routing)."""
     expert_idx: Int[Tensor, " batch"] | None = None
@@ -95,12 +96,26 @@ def geometric_median(points: Float[Tensor, "n d"], max_iter: int = 100, tol: flo
     return median
 
 
+def auxk_error(residual_hat: Float[Tensor, "batch d_in"], residual: Float[Tensor, "batch d_in"],
+               x: Float[Tensor, "batch d_in"]) -> Tensor:
+    """Gao et al.'s AuxK error in this package's loss units.
+
+    Gao et al. add alpha * NMSE(e_hat, e) -- per token ||e_hat - e||^2 / ||e||^2, averaged -- to a main loss that is
+    itself a normalised MSE. Our main loss is the per-element MSE, so the NMSE is multiplied by the batch's mean
+    squared activation: the AuxK term then has the same weight relative to reconstruction as in Gao et al. (An
+    unnormalised MSE of the residual would be about 1/FVU times weaker and revives far fewer latents.)
+    """
+    e = residual.detach()
+    nmse = (residual_hat - e).pow(2).sum(-1) / e.pow(2).sum(-1).clamp_min(1e-12)
+    return nmse.mean() * x.detach().pow(2).mean()
+
+
 def auxk_loss(pre_acts: Float[Tensor, "batch d_sae"], dead_mask: Tensor, residual: Float[Tensor, "batch d_in"],
-              W_dec: Tensor, k_aux: int) -> Tensor:
+              W_dec: Tensor, k_aux: int, x: Float[Tensor, "batch d_in"]) -> Tensor:
     """Gao et al.'s AuxK: the top-k_aux *dead* latents reconstruct the detached residual x - x_hat, no b_dec.
 
     The paper's reference code predicts the negated residual and adds b_dec (spec §4.3); this is the paper form.
-    Returns the per-element MSE of that reconstruction (0 when nothing is dead).
+    Returns auxk_error of that reconstruction (0 when nothing is dead).
     """
     n_dead = int(dead_mask.sum())
     if n_dead == 0:
@@ -108,7 +123,7 @@ def auxk_loss(pre_acts: Float[Tensor, "batch d_sae"], dead_mask: Tensor, residua
     masked = torch.where(dead_mask, pre_acts, torch.full_like(pre_acts, -torch.inf))
     values, indices = masked.topk(min(k_aux, n_dead), dim=-1, sorted=False)
     residual_hat = sparse_decode(torch.relu(values), indices, W_dec)
-    return mse_per_element(residual_hat, residual.detach())
+    return auxk_error(residual_hat, residual, x)
 
 
 def check_input(x: Tensor, d_in: int) -> None:
@@ -238,7 +253,7 @@ class TopKSAE(SAEBase):
         zero = self._zero(x)
         aux = zero
         if self.training and self.cfg.auxk_coeff > 0:
-            aux = auxk_loss(pre, self.dead_mask(), x - x_hat, self.W_dec, self.cfg.k_aux)
+            aux = auxk_loss(pre, self.dead_mask(), x - x_hat, self.W_dec, self.cfg.k_aux, x)
         loss = mse + self.cfg.auxk_coeff * aux
         return ForwardOutput(x_hat, values, indices, self.cfg.d_sae, loss, mse, zero, aux, zero)
 
@@ -257,7 +272,7 @@ class TopKSAE(SAEBase):
         aux = zero
         if enc.aux_indices.shape[1]:  # some latents are dead: they reconstruct the detached residual (AuxK)
             residual_hat = kernels.sparse_decode(enc.aux_values, enc.aux_indices, self.W_dec)
-            aux = mse_per_element(residual_hat, (x_flat - x_hat).detach())
+            aux = auxk_error(residual_hat, x_flat - x_hat, x_flat)
         loss = mse + cfg.auxk_coeff * aux
         return ForwardOutput(x_hat.reshape(*lead, cfg.d_in), enc.values.reshape(*lead, cfg.k),
                              enc.indices.reshape(*lead, cfg.k), cfg.d_sae, loss, mse, zero, aux, zero)

@@ -5,7 +5,7 @@ import torch
 
 from switch_sae_mini import SAEConfig, TrainConfig, make_sae, train
 from switch_sae_mini import kernels
-from switch_sae_mini.sae import auxk_loss, sparse_decode, topk_activation
+from switch_sae_mini.sae import auxk_error, auxk_loss, sparse_decode, topk_activation
 from switch_sae_mini.toy import ToyData
 
 TOY = ToyData(d_in=16, n_features=64, active=3, n_groups=4, seed=0)
@@ -182,8 +182,8 @@ def test_auxk_in_the_fused_encoder_equals_the_plain_auxk_loss():
     dead = torch.arange(64) % 4 == 1
     enc = kernels.topk_encode(x, sae.b_dec, sae.W_enc, sae.b_enc, 4, dead, 6)
     x_hat = kernels.sparse_decode(enc.values, enc.indices, sae.W_dec) + sae.b_dec
-    fused_aux = ((kernels.sparse_decode(enc.aux_values, enc.aux_indices, sae.W_dec) - (x - x_hat).detach()) ** 2).mean()
-    plain_aux = auxk_loss(sae.pre_activations(x), dead, x - x_hat, sae.W_dec, 6)
+    fused_aux = auxk_error(kernels.sparse_decode(enc.aux_values, enc.aux_indices, sae.W_dec), x - x_hat, x)
+    plain_aux = auxk_loss(sae.pre_activations(x), dead, x - x_hat, sae.W_dec, 6, x)
     torch.testing.assert_close(fused_aux, plain_aux)
     assert set(enc.aux_indices.unique().tolist()) <= set(torch.nonzero(dead).squeeze(1).tolist())
 

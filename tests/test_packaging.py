@@ -40,5 +40,7 @@ def test_public_api_names_exist():
 def test_make_pins_torch_in_the_same_pip_command_and_ci_runs_make_test():
     makefile = (ROOT / "Makefile").read_text()
     install = [line for line in makefile.splitlines() if "pip install" in line]
-    assert install and all("torch==$(TORCH_VERSION)" in line and '-e ".[dev]"' in line for line in install)
+    # every pip command that can pull torch in pins it in the same command (the peers' venv included)
+    assert install and all("torch==$(TORCH_VERSION)" in line for line in install)
+    assert any('-e ".[dev]"' in line for line in install)
     assert "make test" in (ROOT / ".ci" / "run").read_text()

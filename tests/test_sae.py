@@ -62,16 +62,16 @@ def _hand_topk_sae(b_dec=(0.0, 0.0)):
 
 
 def test_auxk_value_computed_by_hand():
-    """x = (3, 1): pre = (3, 1, 2.6, 1.8); TopK-1 picks latent 0 -> x_hat = (3, 0); residual = (0, 1).
+    """x = (3, 1): pre = (3, 1, 2.6, 1.8); TopK-1 picks latent 0 -> x_hat = (3, 0); residual e = (0, 1).
     AuxK-1 over dead {2, 3} picks latent 2 (2.6): e_hat = 2.6 * (0.6, 0.8) = (1.56, 2.08), no b_dec.
-    Per-element MSE = ((1.56 - 0)^2 + (2.08 - 1)^2) / 2 = (2.4336 + 1.1664) / 2 = 1.8.
-    (The reference code's variant targets x_hat - x = (0, -1): ((1.56)^2 + (3.08)^2) / 2 = 5.96.)"""
+    Gao's NMSE = ||e_hat - e||^2 / ||e||^2 = (1.56^2 + 1.08^2) / 1 = 3.6; times mean(x^2) = (9 + 1) / 2 = 5 -> 18.0.
+    (The reference code's variant targets x_hat - x = (0, -1): (1.56^2 + 3.08^2) * 5 = 59.6.)"""
     sae = _hand_topk_sae()
     sae.train()
     out = sae(torch.tensor([[3.0, 1.0]]))
     torch.testing.assert_close(out.x_hat, torch.tensor([[3.0, 0.0]]))
-    assert out.auxk_loss.item() == pytest.approx(1.8, abs=1e-5)
-    assert out.loss.item() == pytest.approx(out.mse_loss.item() + 1.8 / 32, abs=1e-6)
+    assert out.auxk_loss.item() == pytest.approx(18.0, abs=1e-4)
+    assert out.loss.item() == pytest.approx(out.mse_loss.item() + 18.0 / 32, abs=1e-5)
 
 
 def test_auxk_excludes_b_dec_and_is_zero_without_dead_latents():
@@ -81,7 +81,7 @@ def test_auxk_excludes_b_dec_and_is_zero_without_dead_latents():
     pre = sae.pre_activations(x)
     residual = x - out.x_hat
     e_hat = torch.relu(pre[0, 2]) * sae.W_dec[2]  # latent 2 wins among the dead again
-    expected = (e_hat - residual[0]).pow(2).mean()
+    expected = (e_hat - residual[0]).pow(2).sum() / residual[0].pow(2).sum() * x.pow(2).mean()
     assert out.auxk_loss.item() == pytest.approx(expected.item(), abs=1e-5)
     with torch.no_grad():
         sae.tokens_since_fired.zero_()
@@ -89,7 +89,7 @@ def test_auxk_excludes_b_dec_and_is_zero_without_dead_latents():
     # AuxK only trains the dead latents: no gradient reaches the residual (it is detached)
     pre = torch.randn(3, 4, requires_grad=True)
     residual = torch.randn(3, 2, requires_grad=True)
-    auxk_loss(pre, torch.tensor([False, True, True, False]), residual, torch.randn(4, 2), 2).backward()
+    auxk_loss(pre, torch.tensor([False, True, True, False]), residual, torch.randn(4, 2), 2, torch.randn(3, 2)).backward()
     assert residual.grad is None and pre.grad[:, [0, 3]].abs().sum() == 0
 
 
