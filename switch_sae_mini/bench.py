@@ -4,6 +4,7 @@
     python -m switch_sae_mini.bench --quick            # GPT-2 size, batch 4096, the variants behind the targets
     python -m switch_sae_mini.bench --shape bundled    # d_in 128, d_sae 4096 only
     python -m switch_sae_mini.bench --peers .venv-peers/bin/python   # + SAELens / sparsify in the same run
+    python -m switch_sae_mini.bench --distributed 2    # torchrun, 2 CPU ranks: expert- and data-parallel Switch
 
 One step is exactly what `train()` runs (`train.training_step`: decoder renorm, forward, backward, clip, decoder-grad
 projection, Adam, dead-latent counters), fp32, on synthetic activations with a fixed seed. Each variant: `--warmup`
@@ -135,6 +136,20 @@ def run_peers(python: str, shape: str, data: list[torch.Tensor], warmup: int, st
     return [peer for peer in peers if "ms_per_step" in peer]
 
 
+def run_distributed(n_procs: int, steps: int, warmup: int) -> None:
+    """Distributed mode: the same Switch SAE step with torchrun across n_procs CPU ranks (gloo), expert parallel and
+    data parallel; prints per-rank throughput and the time in all_to_all / all_reduce (switch_sae_mini.distributed)."""
+    threads = max(1, (os.cpu_count() or 1) // n_procs)  # ranks share the cores: no oversubscription
+    for mode in ("expert", "ddp"):
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n_procs}",
+               "-m", "switch_sae_mini.distributed", "--mode", mode, "--arch", "switch", "--d-in", "128",
+               "--d-sae", "4096", "--k", "32", "--n-experts", "8", "--batch-size", "4096",
+               "--steps", str(warmup + steps), "--warmup", str(warmup), "--log-every", str(warmup + steps), "--bench"]
+        print(f"\n### distributed, {mode} parallel, {n_procs} ranks x {threads} threads\n$ {' '.join(cmd[1:])}",
+              flush=True)
+        subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+
+
 def explain(result: Result, topk: Result, limit: float) -> str:
     """Which fixed cost keeps a Switch SAE below its FLOP-ratio limit."""
     speedup = topk.ms_per_step / result.ms_per_step
@@ -186,9 +201,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", help="run only variants whose name contains one of these strings")
     parser.add_argument("--peers", metavar="PYTHON", help="interpreter with sae-lens and eai-sparsify installed "
                                                           "(make bench-peers builds .venv-peers)")
+    parser.add_argument("--distributed", type=int, metavar="N",
+                        help="instead: torchrun N CPU ranks (expert and data parallel), per-rank throughput")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be >= 1 and --warmup >= 0")
+    if args.distributed:
+        if args.distributed < 1:
+            parser.error("--distributed needs a number of processes >= 1")
+        run_distributed(args.distributed, args.steps, args.warmup)
+        return
     threads = torch.get_num_threads()
     print(f"switch_sae_mini.bench: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{threads} threads, fp32, median of {args.steps} steps after {args.warmup} warm-up")
@@ -203,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
             data = synthetic_batches(SHAPES[shape]["d_in"], batch)
             lower_bound = time_encoder_matmul(shape, data, max(5, args.steps))
             results = []
-            for name, cfg in variants(shape, args.quick).items():
+            # at the large batch only the variants the targets compare (the rest would take ~30 more minutes)
+            for name, cfg in variants(shape, args.quick or batch > 4096).items():
                 required = name == "TopK (ours)"
                 if args.only and not required and not any(s in name for s in args.only):
                     continue
@@ -213,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
                          else 3 * reference_forward_flops(cfg)["total"]) * batch
                 results.append(Result(shape, batch, name, cfg, ms, phases, flops))
                 print(f"  {shape} b={batch} {name}: {ms:.0f} ms/step", file=sys.stderr, flush=True)
-            peers = run_peers(args.peers, shape, data, args.warmup, args.steps) if args.peers else []
+            peers = run_peers(args.peers, shape, data, args.warmup, args.steps) if args.peers and batch <= 4096 \
+                else []
             print_table(shape, batch, results, lower_bound, peers)
 
 
