@@ -146,17 +146,21 @@ def check_load_balance_loss(fn: Callable) -> None:
     raise CheckFailed(f"Expected {float(expected):.5f}, got {got!r}.")
 
 
-def check_switch_latents(fn: Callable) -> None:
-    """fn(x, W_enc [d_in, d_sae], b_dec, W_router, b_router, n_experts, k) -> dense latents [batch, d_sae]."""
+def _switch_case(d_in: int, d_sae: int, k: int, n_experts: int, seed: int, n_tokens: int):
+    """A reference SwitchSAE with nonzero biases (so forgetting to centre by them shows) and a batch of inputs."""
     from .switch import SwitchSAE
 
-    cfg = SAEConfig(arch="switch", d_in=6, d_sae=24, k=2, n_experts=3)
-    torch.manual_seed(5)
-    sae = SwitchSAE(cfg)
+    torch.manual_seed(seed)
+    sae = SwitchSAE(SAEConfig(arch="switch", d_in=d_in, d_sae=d_sae, k=k, n_experts=n_experts))
     with torch.no_grad():
         sae.b_dec.normal_(0, 0.3)
         sae.b_router.normal_(0, 0.3)
-    x = torch.randn(10, 6)
+    return sae, torch.randn(n_tokens, d_in)
+
+
+def check_switch_latents(fn: Callable) -> None:
+    """fn(x, W_enc [d_in, d_sae], b_dec, W_router, b_router, n_experts, k) -> dense latents [batch, d_sae]."""
+    sae, x = _switch_case(d_in=6, d_sae=24, k=2, n_experts=3, seed=5, n_tokens=10)
     with torch.no_grad():
         got = _call("switch_latents", fn, x, sae.W_enc, sae.b_dec, sae.W_router, sae.b_router, 3, 2)
         out = sae(x)
@@ -247,15 +251,8 @@ def check_load_balance_loss_unused_expert(fn: Callable) -> None:
 
 def check_switch_latents_other_sizes(fn: Callable) -> None:
     """check_switch_latents at other sizes (E=4, d_sae=40, k=3, d_in=5, 7 tokens): nothing may be hard-coded."""
-    from .switch import SwitchSAE
-
-    cfg = SAEConfig(arch="switch", d_in=5, d_sae=40, k=3, n_experts=4)
-    torch.manual_seed(12)
-    sae = SwitchSAE(cfg)
+    sae, x = _switch_case(d_in=5, d_sae=40, k=3, n_experts=4, seed=12, n_tokens=7)
     with torch.no_grad():
-        sae.b_dec.normal_(0, 0.3)
-        sae.b_router.normal_(0, 0.3)
-        x = torch.randn(7, 5)
         got = _call("switch_latents", fn, x, sae.W_enc, sae.b_dec, sae.W_router, sae.b_router, 4, 3)
         expected = sae(x).latents
     if not _close(got, expected):
