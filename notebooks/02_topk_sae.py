@@ -23,7 +23,7 @@
 #
 # **Prerequisites:** 01 (ReLU SAE, FVU, L0, dead latents).
 #
-# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.4 min · default 8.2 min.
+# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.3 min · default 7.3 min.
 # On one GPU with `MODEL = "gpt2"`: ≈ 2 min (estimate).
 
 # %% [markdown]

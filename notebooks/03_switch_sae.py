@@ -24,7 +24,7 @@
 #
 # **Prerequisites:** 02 (TopK SAEs, decoder-norm constraint, geometric-median init).
 #
-# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.4 min · default 4.6 min.
+# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.3 min · default 3.9 min.
 # On one GPU with `MODEL = "gpt2"`: ≈ 3 min (estimate).
 
 # %% [markdown]

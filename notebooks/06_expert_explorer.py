@@ -28,8 +28,8 @@
 #
 # **Prerequisites:** 03 (Switch SAEs) and 05 (feature analysis): the explorer calls chapter 5's functions.
 #
-# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.5 min ·
-# default 4.0 min.
+# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.3 min ·
+# default 1.5 min.
 # On one GPU with `MODEL = "gpt2"`: ≈ 5 min (estimate).
 
 # %% [markdown]
