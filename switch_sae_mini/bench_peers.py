@@ -5,7 +5,7 @@ needs transformer-lens 4, so the peers live in their own virtualenv (.venv-peers
 file with that interpreter. Hence it imports only the standard library, torch, safetensors, sae_lens and sparsify.
 
     .venv-peers/bin/python switch_sae_mini/bench_peers.py --d-in 768 --d-sae 24576 --k 32 --batch 4096 \
-        --warmup 2 --steps 10 --data /tmp/x.safetensors
+        --warmup 2 --steps 10 --data batches.safetensors
 
 --data is a safetensors file with float32 [batch, d_in] tensors "batch_0".."batch_{n-1}" (the activations our own
 variants train on); step i uses batch i mod n. Without --data: 4 batches of torch.randn(batch, d_in) from a

@@ -48,9 +48,8 @@ def sparse_transpose_matmul(indices: Int[Tensor, "batch k"], weights: Float[Tens
     flat_idx, flat_w = indices.reshape(-1), weights.reshape(-1).to(rows.dtype)
     order = flat_idx.argsort()
     token = torch.div(order, k, rounding_mode="floor")
-    if not _sparse_ok(rows):
-        return rows.new_zeros(n_out, rows.shape[1]).index_add_(0, flat_idx, rows[torch.div(
-            torch.arange(flat_idx.numel(), device=rows.device), k, rounding_mode="floor")] * flat_w[:, None])
+    if not _sparse_ok(rows):  # same sum, one gathered row per pair
+        return rows.new_zeros(n_out, rows.shape[1]).index_add_(0, flat_idx[order], rows[token] * flat_w[order, None])
     crow = torch.zeros(n_out + 1, dtype=torch.int64, device=rows.device)
     torch.cumsum(torch.bincount(flat_idx, minlength=n_out), 0, out=crow[1:])
     return _csr(crow, token, flat_w[order], (n_out, batch)) @ rows

@@ -216,3 +216,12 @@ def test_fused_flag_is_validated_and_saved():
     with pytest.raises(Exception, match="fused must be a bool"):
         SAEConfig(fused="yes")
     assert SAEConfig.from_dict(SAEConfig(fused=False).to_dict()).fused is False
+
+
+def test_fallback_without_sparse_support_gives_the_same_product(monkeypatch):
+    gen = torch.Generator().manual_seed(6)
+    indices = torch.stack([torch.randperm(30, generator=gen)[:4] for _ in range(9)])
+    weights, rows = torch.randn(9, 4, generator=gen), torch.randn(9, 5, generator=gen)
+    csr = kernels.sparse_transpose_matmul(indices, weights, rows, 30)
+    monkeypatch.setattr(kernels, "_sparse_ok", lambda t: False)  # as on a device without CSR products
+    torch.testing.assert_close(kernels.sparse_transpose_matmul(indices, weights, rows, 30), csr)
