@@ -33,8 +33,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from switch_sae_mini.bench_harvest import cpu_name  # noqa: E402
-from switch_sae_mini.corpus import load_corpus  # noqa: E402
+from switch_sae_mini.device import cpu_name  # noqa: E402
+from switch_sae_mini.data.corpus import load_corpus  # noqa: E402
 
 ASSET_DIR = REPO / "switch_sae_mini" / "assets" / "tiny_gpt2"
 EOT_ID = 50256

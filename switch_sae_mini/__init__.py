@@ -4,21 +4,30 @@
     cfg = ssm.SAEConfig(arch="switch", d_in=128, d_sae=4096, k=32, n_experts=8)
     result = ssm.train(cfg, batches, ssm.TrainConfig(n_steps=1000))
     ssm.save(result.sae, "checkpoints/switch8")
+
+The package follows the data path (README "Architecture"): data/ (text -> tokens -> activations), saes/ (the
+SAEs, their kernels and metrics), training/, evaluation/ (in the language model), analysis/ (features, geometry,
+the explorer), with classroom/, bench/ and cli/ on top and config, flops, device, paper beside them. The public
+face stays flat: the names below, and the modules notebooks use (ssm.activations, ssm.metrics, ...).
 """
 
-from . import activations, analysis, checks, corpus, evaluation, flops, gpu, metrics, models, notebook, plotting
-from .checkpoint import CheckpointError, load, save
+from . import analysis, config, device, evaluation, flops, paper
+from .analysis import plotting
+from .classroom import checks, notebook
 from .config import ConfigError, SAEConfig, TrainConfig
-from .models import BUNDLED_MODEL, load_model
-from .sae import ForwardOutput, InputError, ReLUSAE, TopKSAE, make_sae
-from .switch import SwitchSAE, load_balance_loss, route
-from .train import TrainResult, train
+from .data import activations, corpus, models
+from .data.models import BUNDLED_MODEL, load_model
+from .saes import ForwardOutput, InputError, ReLUSAE, SwitchSAE, TopKSAE, load_balance_loss, make_sae, metrics, route
+from .training import CheckpointError, TrainResult, load, save, train
 
-__version__ = "0.1.0"
+gpu = device  # the module's name before 0.2.0 (see CHANGELOG.md)
+
+__version__ = "0.2.0"
 
 __all__ = [
     "SAEConfig", "TrainConfig", "ConfigError", "InputError", "CheckpointError",
     "make_sae", "ReLUSAE", "TopKSAE", "SwitchSAE", "ForwardOutput", "route", "load_balance_loss",
     "train", "TrainResult", "save", "load", "load_model", "BUNDLED_MODEL",
-    "activations", "analysis", "checks", "corpus", "evaluation", "models", "flops", "gpu", "metrics", "notebook", "plotting", "__version__",
+    "activations", "analysis", "checks", "corpus", "device", "evaluation", "models", "flops", "gpu", "metrics",
+    "notebook", "paper", "plotting", "__version__",
 ]

@@ -1,14 +1,20 @@
-"""The paper's published GPT-2 results (Mudide et al. 2024, arXiv 2410.08201), bundled for side-by-side plots.
+"""Facts about the paper (Mudide et al. 2024, arXiv 2410.08201), in one place: its GPT-2 setting and experiment
+grid (docs/design-notes.md §4-§5), and its published GPT-2 results, bundled for side-by-side plots.
 
-Source: result CSVs of the reference repository amudide/switch_sae (results/primary/*.csv), GPT-2 small layer-8
-residual stream, 819.2M training tokens per SAE. mse = squared error summed over the 768 dims, mean over tokens.
+Results source: result CSVs of the reference repository amudide/switch_sae (results/primary/*.csv), GPT-2 small
+layer-8 residual stream, 819.2M training tokens per SAE. mse = squared error summed over the 768 dims, mean over
+tokens.
 """
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from importlib import resources
 from typing import NamedTuple
+
+from . import flops
+from .config import SAEConfig
 
 
 class PaperResult(NamedTuple):
@@ -37,3 +43,68 @@ def series(arch: str, regime: str, n_experts: int) -> list[PaperResult]:
     if not rows:
         raise ValueError(f"no paper results for arch={arch!r}, regime={regime!r}, n_experts={n_experts}.")
     return sorted(rows, key=lambda r: r.l0)
+
+
+PAPER_STYLES = {  # (arch, regime, n_experts) -> label
+    ("topk", "dense", 1): "TopK",
+    ("switch", "flop_matched", 2): "FLOP-matched E=2",
+    ("switch", "flop_matched", 4): "FLOP-matched E=4",
+    ("switch", "flop_matched", 8): "FLOP-matched E=8",
+    ("switch", "width_matched", 16): "width-matched E=16",
+    ("switch", "width_matched", 32): "width-matched E=32",
+    ("relu", "dense", 1): "ReLU",
+}
+
+
+def paper_series(metric: str = "mse", families=tuple(PAPER_STYLES)) -> dict[str, list[tuple[float, float]]]:
+    """The paper's published GPT-2 points as {label: [(L0, metric), ...]}; metric is a PaperResult field."""
+    rows = paper_results()
+    return {PAPER_STYLES[f]: [(r.l0, getattr(r, metric)) for r in rows if (r.arch, r.regime, r.n_experts) == f]
+            for f in families}
+
+
+@dataclass(frozen=True)
+class DataPreset:
+    """Where activations come from and how much training they feed."""
+
+    model: str
+    hook: str
+    source: str
+    context_len: int
+    prepend_bos: bool
+    batch_size: int
+    n_steps: int
+
+
+PAPER = DataPreset(model="gpt2", hook="blocks.8.hook_resid_post", source="hf:Skylion007/openwebtext",
+                   context_len=128, prepend_bos=False, batch_size=8192, n_steps=100_000)
+PAPER_D_IN, PAPER_D_SAE = 768, 24576
+PAPER_KS = (8, 16, 32, 48, 64, 96, 128, 192)
+PAPER_WIDTH_MATCHED = (16, 32, 64, 128)
+PAPER_FLOP_MATCHED = (2, 4, 8)
+
+
+def paper_sae_config(arch: str = "topk", k: int = 32, n_experts: int = 1, regime: str = "width") -> SAEConfig:
+    """One SAE of the paper's grid. regime: "width" (total d_sae 24576) or "flop" (each expert 24576 wide)."""
+    if regime not in ("width", "flop"):
+        raise ValueError(f"regime must be 'width' or 'flop', got {regime!r}.")
+    dense = SAEConfig(arch="topk", d_in=PAPER_D_IN, d_sae=PAPER_D_SAE, k=k)
+    if arch == "topk":
+        return dense
+    if arch != "switch":
+        raise ValueError(f"the paper preset covers arch 'topk' and 'switch', got {arch!r}.")
+    build = flops.width_matched if regime == "width" else flops.flop_matched
+    return build(dense, n_experts)
+
+
+def paper_grid() -> dict[str, SAEConfig]:
+    """Every (TopK, width-matched, FLOP-matched) SAE of the paper's main results (docs/design-notes.md §5)."""
+    grid = {}
+    for k in PAPER_KS:
+        grid[f"topk_k{k}"] = paper_sae_config("topk", k)
+        for e in PAPER_WIDTH_MATCHED:
+            grid[f"switch_wm{e}_k{k}"] = paper_sae_config("switch", k, e, "width")
+        if k not in (48, 96):  # the FLOP-matched runs skipped these k (docs/design-notes.md §5)
+            for e in PAPER_FLOP_MATCHED:
+                grid[f"switch_fm{e}_k{k}"] = paper_sae_config("switch", k, e, "flop")
+    return grid

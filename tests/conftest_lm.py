@@ -11,8 +11,8 @@ import shutil
 import pytest
 import torch
 
-from switch_sae_mini.corpus import Document
-from switch_sae_mini.models import BUNDLED_MODEL_DIR, load_model
+from switch_sae_mini.data.corpus import Document
+from switch_sae_mini.data.models import BUNDLED_MODEL_DIR, load_model
 
 TINY_LM_CONFIG = {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 128, "n_ctx": 128,
                   "vocab_size": 50257, "bos_token_id": 50256, "eos_token_id": 50256, "pad_token_id": 50256}

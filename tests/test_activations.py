@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from switch_sae_mini.activations import (
+from switch_sae_mini.data.activations import (
     ActivationBuffer,
     HookReader,
     UnknownHookError,
     activations_from_contexts,
     iter_context_batches,
 )
-from switch_sae_mini.corpus import DOMAINS, Document
-from switch_sae_mini.disk_cache import CacheMismatchError, DiskActivations, harvest_to_disk
-from switch_sae_mini.sources import SourceError, make_source
+from switch_sae_mini.data.corpus import DOMAINS, Document
+from switch_sae_mini.data.disk_cache import CacheMismatchError, DiskActivations, harvest_to_disk
+from switch_sae_mini.data.sources import SourceError, make_source
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -281,8 +281,8 @@ def test_disk_cache_get_rows(tiny_lm, sample_docs, tmp_path):
 
 
 def test_bench_harvest_command_runs(capsys):
-    from switch_sae_mini import bench_harvest
+    from switch_sae_mini.cli import main
 
-    bench_harvest.main(["--batch-sizes", "2", "--repeats", "1", "--threads", "1", "--end-to-end-tokens", "0"])
+    main(["bench-harvest", "--batch-sizes", "2", "--repeats", "1", "--threads", "1", "--end-to-end-tokens", "0"])
     out = capsys.readouterr().out
     assert "vectors/s" in out and "machine:" in out and "torch" in out

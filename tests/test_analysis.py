@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from switch_sae_mini import analysis, make_sae
+from switch_sae_mini import analysis, make_sae, metrics
 from switch_sae_mini.config import SAEConfig
 
 from conftest import tiny_cfg
@@ -16,7 +16,7 @@ def test_encode_all_matches_forward_and_feature_activations():
         torch.testing.assert_close(analysis.feature_activations(codes, f), dense[:, f])
     values, pos = analysis.top_activations(codes, 17, top=3)
     assert torch.all(values[:-1] >= values[1:]) and torch.equal(dense[pos, 17], values)
-    assert analysis.firing_frequency(codes, 64).sum() == pytest.approx(float((dense > 0).sum()) / 50)
+    assert analysis.feature_stats(codes, 64).frequency.sum() == pytest.approx(float((dense > 0).sum()) / 50)
     with pytest.raises(ValueError, match="TopK or Switch"):
         analysis.encode_all(make_sae(tiny_cfg("relu")), x)
 
@@ -24,7 +24,7 @@ def test_encode_all_matches_forward_and_feature_activations():
 def test_usage_profile_and_specialisation():
     expert_idx = torch.tensor([0, 0, 0, 1, 1, 2])
     domain = torch.tensor([0, 0, 1, 2, 2, 1])
-    usage = analysis.expert_usage(expert_idx, 4)
+    usage = metrics.expert_share(expert_idx, 4)
     torch.testing.assert_close(usage, torch.tensor([0.5, 1 / 3, 1 / 6, 0.0]))
     profile = analysis.domain_profile(expert_idx, domain, 4, 3)
     torch.testing.assert_close(profile[0], torch.tensor([2 / 3, 1 / 3, 0.0]))

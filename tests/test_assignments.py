@@ -10,13 +10,13 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from switch_sae_mini import assignments, checks
-from switch_sae_mini.assignments import (HIDDEN_CHECKS, STUB, AssignmentError, find_exercises, is_check_cell,
+from switch_sae_mini.classroom import assignments, checks
+from switch_sae_mini.classroom.assignments import (HIDDEN_CHECKS, STUB, AssignmentError, find_exercises, is_check_cell,
                                          is_solution_cell, load_notebook, nbgrader_meta, restore_solutions,
                                          solution_regions, student_notebook, write_release)
-from switch_sae_mini.checks import CheckFailed
-from switch_sae_mini.sae import geometric_median
-from switch_sae_mini.switch import load_balance_loss
+from switch_sae_mini.classroom.checks import CheckFailed
+from switch_sae_mini.saes import geometric_median
+from switch_sae_mini.saes import load_balance_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = assignments.source_paths(ROOT / "notebooks")
@@ -131,7 +131,7 @@ def test_nbgrader_source_inlines_the_hidden_checks(tmp_path):
 def test_teaching_guide_lists_the_exercises_as_the_notebooks_do():
     guide = (ROOT / "docs" / "teaching.md").read_text()
     assert assignments.exercise_table(ROOT / "notebooks") in guide, (
-        "docs/teaching.md's exercise table is stale: paste `python -m switch_sae_mini.assignments --table`")
+        "docs/teaching.md's exercise table is stale: paste `python -m switch_sae_mini assignments --table`")
     assert "docs/teaching.md" in (ROOT / "README.md").read_text()
     assert re.search(r"^assignments:", (ROOT / "Makefile").read_text(), re.M)
 
@@ -161,7 +161,7 @@ def _lb_without_minlength(probs, idx, n):
 
 def _switch_latents(x, W_enc, b_dec, W_router, b_router, n_experts, k, d_expert=None):
     """The notebook's loop solution; d_expert=8 hard-codes the visible example's 24 latents / 3 experts."""
-    from switch_sae_mini.switch import route
+    from switch_sae_mini.saes import route
 
     d_expert = d_expert or W_enc.shape[1] // n_experts
     routing = route(x, W_router, b_router)

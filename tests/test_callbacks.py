@@ -4,8 +4,8 @@ import types
 import pytest
 
 from switch_sae_mini import TrainConfig, train
-from switch_sae_mini.callbacks import PrintLogger, WandbLogger
-from switch_sae_mini.toy import ToyData
+from switch_sae_mini.training.callbacks import PrintLogger, WandbLogger
+from switch_sae_mini.data.toy import ToyData
 
 from conftest import tiny_cfg
 

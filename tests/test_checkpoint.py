@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from switch_sae_mini import CheckpointError, TrainConfig, load, make_sae, save, train
-from switch_sae_mini.checkpoint import load_training_state
-from switch_sae_mini.toy import ToyData
+from switch_sae_mini.training.checkpoint import load_training_state
+from switch_sae_mini.data.toy import ToyData
 
 from conftest import tiny_cfg
 

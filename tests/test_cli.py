@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import save_file
 
 from switch_sae_mini import load
-from switch_sae_mini.__main__ import main
-from switch_sae_mini.toy import ToyData
+from switch_sae_mini.cli import main
+from switch_sae_mini.data.toy import ToyData
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_paper_preset_stops_at_once_without_gpu_or_hub(capsys):
 
 
 def test_paper_grid_matches_the_published_runs():
-    from switch_sae_mini.presets import paper_grid, paper_sae_config
+    from switch_sae_mini.paper import paper_grid, paper_sae_config
     grid = paper_grid()
     assert len(grid) == 8 + 8 * 4 + 6 * 3  # TopK, width-matched, FLOP-matched (no k=48/96)
     assert grid["switch_fm8_k64"].d_sae == 196608 and grid["switch_wm128_k8"].d_expert == 192

@@ -6,7 +6,7 @@ import lzma
 import pytest
 
 from switch_sae_mini import corpus
-from switch_sae_mini.corpus import DOMAINS, Document, corpus_stats, load_corpus
+from switch_sae_mini.data.corpus import DOMAINS, Document, corpus_stats, load_corpus
 
 
 @pytest.fixture(scope="module")

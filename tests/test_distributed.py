@@ -22,10 +22,10 @@ import torch.distributed as dist
 
 import switch_sae_mini as ssm
 from switch_sae_mini.config import ConfigError
-from switch_sae_mini.distributed import (data_parallel_step, expert_parallel_step, init_from_env, shutdown,
-                                         synthetic_batches)
-from switch_sae_mini.expert_parallel import ExpertShard, gather_switch_sae
-from switch_sae_mini.train import make_optimizer, training_step
+from switch_sae_mini.data.toy import ToyData
+from switch_sae_mini.training.distributed import data_parallel_step, init_from_env, shutdown
+from switch_sae_mini.training.expert_parallel import ExpertShard, expert_parallel_step, gather_switch_sae
+from switch_sae_mini.training.step import make_optimizer, training_step
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="this torch build has no torch.distributed gloo backend")
@@ -48,7 +48,7 @@ def sae_config(overrides: dict) -> ssm.SAEConfig:
 
 
 def global_batches() -> list[torch.Tensor]:
-    return list(itertools.islice(synthetic_batches(D_IN, WORLD * PER_RANK, seed=0), STEPS))
+    return list(itertools.islice(ToyData(d_in=D_IN, seed=0).batches(WORLD * PER_RANK), STEPS))
 
 
 def reference(cfg: ssm.SAEConfig) -> tuple[torch.nn.Module, list[float], list[float]]:
@@ -141,7 +141,7 @@ def test_torchrun_cli_expert_parallel(tmp_path):
     """The user-facing command: torchrun, 2 ranks, expert parallel; its checkpoint equals single-process training."""
     out = tmp_path / "ckpt"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={free_port()}", "-m", "switch_sae_mini.distributed", "--mode", "expert",
+           f"--master_port={free_port()}", "-m", "switch_sae_mini", "distributed", "--mode", "expert",
            "--arch", "switch", "--d-in", str(D_IN), "--d-sae", "64", "--k", "4", "--n-experts", "4",
            "--batch-size", str(PER_RANK), "--steps", str(STEPS), "--grad-clip", str(TRAIN.grad_clip), "--out", str(out),
            "--bench"]

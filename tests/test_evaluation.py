@@ -5,8 +5,8 @@ from typing import NamedTuple
 import pytest
 import torch
 
-from switch_sae_mini.activations import iter_context_batches
-from switch_sae_mini.corpus import DOMAINS
+from switch_sae_mini.data.activations import iter_context_batches
+from switch_sae_mini.data.corpus import DOMAINS
 from switch_sae_mini.evaluation import EvalTokens, SpliceEvaluator, evaluate_splice, make_eval_tokens
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -12,7 +12,7 @@ import torch
 
 from switch_sae_mini.config import SAEConfig
 from switch_sae_mini.flops import param_counts
-from switch_sae_mini.gpu import (
+from switch_sae_mini.device import (
     PEAK_FLOPS,
     Timer,
     autocast_context,

@@ -12,8 +12,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from switch_sae_mini import assignments, grade
-from switch_sae_mini.assignments import is_check_cell, load_notebook, restore_solutions, student_notebook
+from switch_sae_mini.classroom import assignments, grade
+from switch_sae_mini.cli import main
+from switch_sae_mini.classroom.assignments import is_check_cell, load_notebook, restore_solutions, student_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -132,7 +133,7 @@ def test_only_the_instructors_checks_earn_points():
 
 def test_a_source_without_checks_is_refused(tmp_path, capsys):
     nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), tmp_path / "00_intro.ipynb")
-    assert grade.main([str(tmp_path / "00_intro.ipynb"), "--source", str(tmp_path / "00_intro.ipynb")]) == 2
+    assert main(["grade", str(tmp_path / "00_intro.ipynb"), "--source", str(tmp_path / "00_intro.ipynb")]) == 2
     assert "has no check cells" in capsys.readouterr().err
 
 
@@ -160,7 +161,7 @@ def test_a_dead_kernel_scores_the_remaining_checks_zero(toy):
 
 def test_cli_json_finds_the_assignment_of_a_renamed_submission(toy, capsys):
     sources, submit = toy
-    assert grade.main([str(submit(name="my homework.ipynb")), "--source", str(sources), "--json"]) == 0
+    assert main(["grade", str(submit(name="my homework.ipynb")), "--source", str(sources), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["assignment"], report["total"], report["max_total"]) == ("01_toy", 3, 3)
 
@@ -174,7 +175,7 @@ def test_cli_json_finds_the_assignment_of_a_renamed_submission(toy, capsys):
 def test_bad_input_exits_2_with_a_clear_message(toy, tmp_path, capsys, content, name, message):
     if content is not None:
         (tmp_path / name).write_text(content)
-    assert grade.main([str(tmp_path / name), "--source", str(toy[0])]) == 2
+    assert main(["grade", str(tmp_path / name), "--source", str(toy[0])]) == 2
     assert message in capsys.readouterr().err
 
 

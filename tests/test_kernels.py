@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from switch_sae_mini import SAEConfig, TrainConfig, make_sae, train
-from switch_sae_mini import kernels
-from switch_sae_mini.sae import auxk_error, auxk_loss, sparse_decode, topk_activation
-from switch_sae_mini.toy import ToyData
+from switch_sae_mini.saes import kernels
+from switch_sae_mini.saes import auxk_error, auxk_loss, sparse_decode, topk_activation
+from switch_sae_mini.data.toy import ToyData
 
 TOY = ToyData(d_in=16, n_features=64, active=3, n_groups=4, seed=0)
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from switch_sae_mini import models
-from switch_sae_mini.models import BUNDLED_MODEL, ModelUnavailableError, default_hook, load_model
+from switch_sae_mini.data.models import BUNDLED_MODEL, ModelUnavailableError, default_hook, load_model
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -97,7 +97,7 @@ FAKE_CACHE_SCRIPT = textwrap.dedent("""
         raise OSError("network blocked by test")
     socket.socket.connect = refuse
     socket.getaddrinfo = refuse
-    from switch_sae_mini.models import load_model
+    from switch_sae_mini.data.models import load_model
     model = load_model("gpt2")
     print(json.dumps(dict(name=model.cfg.model_name, n_layers=model.cfg.n_layers, d_model=model.cfg.d_model,
                           hello=model.tokenizer("Hello world", add_special_tokens=False)["input_ids"])))

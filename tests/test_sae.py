@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from switch_sae_mini import InputError, SAEConfig, make_sae
-from switch_sae_mini.sae import auxk_loss, geometric_median, sparse_decode, topk_activation
+from switch_sae_mini.saes import auxk_loss, geometric_median, sparse_decode, topk_activation
 
 from conftest import tiny_cfg
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from switch_sae_mini import SAEConfig, load_balance_loss, make_sae, route
-from switch_sae_mini.sae import topk_activation
+from switch_sae_mini.saes import topk_activation
 
 from conftest import tiny_cfg
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from switch_sae_mini import InputError, SAEConfig, TrainConfig, make_sae, metrics, train
-from switch_sae_mini.toy import ToyData
-from switch_sae_mini.train import lr_factor
+from switch_sae_mini.data.toy import ToyData
+from switch_sae_mini.training.step import lr_factor
 
 from conftest import tiny_cfg
 
@@ -49,7 +49,7 @@ def test_first_batch_sets_b_dec_and_b_router_to_geometric_median():
     batches = list(TOY.batches(128, 1))
     sae = make_sae(tiny_cfg("switch"))
     sae.init_from_batch(batches[0])
-    from switch_sae_mini.sae import geometric_median
+    from switch_sae_mini.saes import geometric_median
     torch.testing.assert_close(sae.b_dec.data, geometric_median(batches[0]))
     torch.testing.assert_close(sae.b_router.data, sae.b_dec.data)
 

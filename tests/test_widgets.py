@@ -7,10 +7,11 @@ import nbformat
 import pytest
 import torch
 
-from switch_sae_mini import analysis, explore, explorer_html, make_sae
+from switch_sae_mini import analysis, make_sae, metrics
+from switch_sae_mini.analysis.explorer import html as explorer_html
 from switch_sae_mini.config import SAEConfig
-from switch_sae_mini.explorer_data import ExplorerData
-from switch_sae_mini.widgets import ExpertExplorer, expert_explorer, interaction_latency
+from switch_sae_mini.analysis.explorer.data import ExplorerData
+from switch_sae_mini.analysis.explorer import ExpertExplorer, expert_explorer, interaction_latency
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -42,7 +43,7 @@ def _used_experts(view):
 def test_build_precomputes_codes_and_statistics(data):
     v = data.view("E=8")
     assert len(v.codes.expert_idx) == len(data.meta.doc_id) > 100
-    torch.testing.assert_close(v.usage, analysis.expert_usage(v.codes.expert_idx, 8))
+    torch.testing.assert_close(v.usage, metrics.expert_share(v.codes.expert_idx, 8))
     assert v.profile.shape == (8, 3) and data.domains == ("bible", "python_docs", "shakespeare")
     assert data.W_U.shape == (64, 50257) and len(_used_experts(v)) >= 3
     with pytest.raises(KeyError, match="choose one of"):
@@ -77,7 +78,7 @@ def test_choosing_an_expert_shows_its_share_domains_tokens_and_features(app, dat
         assert f"{explorer_html.token_chip(data.token_text(token_id))}{cell}{count}</td>" in html
     for label, share in zip(data.domain_labels(), v.profile[target].tolist()):
         assert f"{label} {share:.0%}" in html
-    top = explore.expert_top_features(v.stats, target, v.n_experts)
+    top = analysis.expert_top_features(v.stats, target, v.n_experts)
     assert top and all(f"<td style='padding:1px 8px 1px 0'>{f.feature}</td>" in html for f in top)
 
 
@@ -106,7 +107,7 @@ def test_choosing_a_feature_shows_contexts_histogram_neighbours_and_logits(app, 
 def test_typing_text_routes_every_token(app, data):
     app.text_input.value = "In the beginning God created the heaven"
     html = app.text_view.value
-    routing = explore.route_text(data.reader, data.view(app.sae_selector.value).sae, app.text_input.value)
+    routing = analysis.route_text(data.reader, data.view(app.sae_selector.value).sae, app.text_input.value)
     assert html.count("<tr>") == len(routing.token_ids) + 1 and len(routing.token_ids) >= 6  # + header row
     cells = re.findall(r"</code></td><td style='padding:1px 8px 1px 0'>(\d+)</td>"
                        r"<td style='padding:1px 8px 1px 0'>([0-9.]+)</td>", html)

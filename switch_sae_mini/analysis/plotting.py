@@ -1,0 +1,72 @@
+"""Plot helpers for the notebooks. Each returns a matplotlib Figure (the notebook's last expression shows it);
+nothing is saved to disk. Light theme, titled, labelled axes with units."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+
+def plot_history(histories: Mapping[str, Sequence[Mapping[str, float]]],
+                 keys: Sequence[str] = ("fvu", "l0", "dead_fraction"), title: str = "Training curves") -> Figure:
+    """One panel per metric, one line per run, x = training tokens."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name, history in histories.items():
+            rows = [r for r in history if key in r]
+            ax.plot([r["tokens"] for r in rows], [r[key] for r in rows], label=name)
+        ax.set_xlabel("training tokens")
+        ax.set_ylabel(key)
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        if key == "fvu":
+            ax.set_yscale("log")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_tradeoff(series: Mapping[str, Sequence[tuple[float, float]]], ylabel: str, xlabel: str = "L0 (active "
+                  "latents per token)", title: str = "", logx: bool = True, logy: bool = True, ax=None) -> Figure:
+    """Sparsity-reconstruction trade-off: one line of (x, y) points per SAE family."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(5.5, 4))
+    ax = ax or fig.add_subplot()
+    markers = "osv^D<>px*h"
+    for i, (name, points) in enumerate(series.items()):
+        points = sorted(points)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=markers[i % len(markers)], label=name)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_expert_usage(usage, profile=None, domains: Sequence[str] = (), title: str = "Expert usage") -> Figure:
+    """Bar chart of each expert's token share; if a domain profile is given, bars are stacked by domain."""
+    n = len(usage)
+    fig, ax = plt.subplots(figsize=(max(5, 0.35 * n + 2), 3.2))
+    if profile is None:
+        ax.bar(range(n), usage.tolist(), color="#4c72b0")
+    else:
+        bottom = [0.0] * n
+        for d, name in enumerate(domains):
+            heights = (profile[:, d] * usage).tolist()
+            ax.bar(range(n), heights, bottom=bottom, label=name)
+            bottom = [b + h for b, h in zip(bottom, heights)]
+        ax.legend(fontsize=8)
+    ax.axhline(1 / n, color="k", ls="--", lw=1, label="uniform")
+    ax.set_xlabel("expert")
+    ax.set_ylabel("share of tokens")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig

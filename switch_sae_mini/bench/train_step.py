@@ -1,0 +1,225 @@
+"""Training-step throughput of TopK and Switch SAEs on this machine (not part of the test suite).
+
+    python -m switch_sae_mini bench                    # GPT-2 size at batch 4096 and 16384, bundled-model size
+    python -m switch_sae_mini bench --quick            # GPT-2 size, batch 4096, the variants behind the targets
+    python -m switch_sae_mini bench --shape bundled    # d_in 128, d_sae 4096 only
+    python -m switch_sae_mini bench --peers .venv-peers/bin/python   # + SAELens / sparsify in the same run
+    python -m switch_sae_mini bench --distributed 2    # torchrun, 2 CPU ranks: expert- and data-parallel Switch
+
+One step is exactly what `train()` runs (`train.training_step`: decoder renorm, forward, backward, clip, decoder-grad
+projection, Adam, dead-latent counters), fp32, on synthetic activations with a fixed seed. Each variant: `--warmup`
+steps, then the median of `--steps` timed steps. Every ratio in the printed table comes from this one run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import SAEConfig, TrainConfig
+from ..data.toy import synthetic_batches
+from ..device import cpu_name
+from ..flops import flop_matched, param_counts, reference_forward_flops, training_flops, width_matched
+from ..saes import make_sae
+from ..training.step import make_optimizer, training_step
+
+SHAPES = {"gpt2": dict(d_in=768, d_sae=24576, k=32), "bundled": dict(d_in=128, d_sae=4096, k=32)}
+# Runs in the peers' own interpreter, so it lives outside the package (a source checkout has it).
+PEER_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
+
+
+@dataclass
+class Result:
+    shape: str
+    batch: int
+    name: str
+    cfg: SAEConfig | None
+    ms_per_step: float
+    phases_ms: dict[str, float]
+    flops_per_step: float
+
+    @property
+    def acts_per_s(self) -> float:
+        return self.batch / (self.ms_per_step / 1000)
+
+
+def variants(shape: str, quick: bool) -> dict[str, SAEConfig]:
+    """Named configs: dense TopK (plain autograd and ours), width-/FLOP-matched Switch, the masked reference."""
+    topk = SAEConfig(arch="topk", **SHAPES[shape])
+    out = {"TopK, plain autograd": topk.replace(fused=False), "TopK (ours)": topk}
+    width_es = (8, 32) if quick else (4, 8, 16, 32, 64)
+    for n_experts in width_es:
+        out[f"Switch width-matched E={n_experts}"] = width_matched(topk, n_experts)
+    out["Switch width-matched E=32, plain autograd"] = width_matched(topk, 32).replace(fused=False)
+    if not quick:
+        for n_experts in (2, 4, 8):
+            out[f"Switch FLOP-matched E={n_experts}"] = flop_matched(topk, n_experts)
+        out["Switch E=32, masked reference (paper code)"] = width_matched(topk, 32).replace(routed=False,
+                                                                                          fused=False)
+    return out
+
+
+def time_training(cfg: SAEConfig, data: list[torch.Tensor], warmup: int, steps: int) -> tuple[float, dict]:
+    """Median ms per training step and the median ms of each phase (forward / backward / optimizer)."""
+    torch.manual_seed(0)
+    sae = make_sae(cfg)
+    sae.train()
+    train_cfg = TrainConfig(n_steps=10 ** 9)  # never reaches the LR decay
+    base_lr = train_cfg.learning_rate(cfg.d_sae)
+    optimizer = make_optimizer(sae, base_lr)
+    totals, phases = [], {"forward": [], "backward": [], "optimizer": []}
+    for step in range(warmup + steps):
+        x = data[step % len(data)]
+        split: dict[str, float] = {}
+        start = time.perf_counter()
+        training_step(sae, x, optimizer, train_cfg, step, base_lr, phases=split)
+        elapsed = time.perf_counter() - start
+        if step >= warmup:
+            totals.append(elapsed * 1000)
+            for name in phases:
+                phases[name].append(split[name] * 1000)
+    del sae, optimizer
+    return statistics.median(totals), {n: statistics.median(v) for n, v in phases.items()}
+
+
+def time_encoder_matmul(shape: str, data: list[torch.Tensor], repeats: int) -> float:
+    """Median ms of the dense encoder's forward matmul alone: (x - b_dec) @ W_enc + b_enc. No TopK SAE training
+    step can be faster than this, so it is the lower bound the issue measures TopK against."""
+    d_in, d_sae = SHAPES[shape]["d_in"], SHAPES[shape]["d_sae"]
+    W_enc, b_enc, b_dec = torch.randn(d_in, d_sae) / d_in ** 0.5, torch.zeros(d_sae), torch.zeros(d_in)
+    out = torch.empty(data[0].shape[0], d_sae)  # preallocated: the matmul alone, without page faults
+    times = []
+    for i in range(repeats + 2):
+        x = data[i % len(data)]
+        start = time.perf_counter()
+        torch.addmm(b_enc, x - b_dec, W_enc, out=out)
+        if i >= 2:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def run_peers(python: str, shape: str, data: list[torch.Tensor], warmup: int, steps: int) -> list[dict]:
+    """SAELens / sparsify TopK steps on the same batches, in their own interpreter (SAELens pins
+    transformer-lens < 4; this package needs 4). Returns one dict per peer (name, ms_per_step or error)."""
+    from safetensors.torch import save_file
+
+    if not PEER_SCRIPT.is_file():
+        raise SystemExit(f"error: --peers needs a source checkout: {PEER_SCRIPT} is missing (the peer benchmark runs "
+                         "in the peers' own interpreter, so it is not installed with the package).")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "batches.safetensors"
+        save_file({f"batch_{i}": x.contiguous() for i, x in enumerate(data)}, str(path))
+        cmd = [python, str(PEER_SCRIPT), "--d-in", str(SHAPES[shape]["d_in"]), "--d-sae",
+               str(SHAPES[shape]["d_sae"]), "--k", str(SHAPES[shape]["k"]), "--batch", str(data[0].shape[0]),
+               "--warmup", str(warmup), "--steps", str(steps), "--data", str(path)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if proc.returncode != 0:
+        print(f"  peers failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}", file=sys.stderr)
+    peers = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    for peer in peers:
+        if "error" in peer:
+            print(f"  peer {peer['name']} skipped: {peer['error']}", file=sys.stderr)
+    return [peer for peer in peers if "ms_per_step" in peer]
+
+
+def run_distributed(n_procs: int, steps: int, warmup: int) -> None:
+    """Distributed mode: the same Switch SAE step with torchrun across n_procs CPU ranks (gloo), expert parallel and
+    data parallel; prints per-rank throughput and the time in all_to_all / all_reduce (training/distributed.py)."""
+    threads = max(1, (os.cpu_count() or 1) // n_procs)  # ranks share the cores: no oversubscription
+    for mode in ("expert", "ddp"):
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n_procs}",
+               "-m", "switch_sae_mini", "distributed", "--mode", mode, "--arch", "switch", "--d-in", "128",
+               "--d-sae", "4096", "--k", "32", "--n-experts", "8", "--batch-size", "4096",
+               "--steps", str(warmup + steps), "--warmup", str(warmup), "--log-every", str(warmup + steps), "--bench"]
+        print(f"\n### distributed, {mode} parallel, {n_procs} ranks x {threads} threads\n$ {' '.join(cmd[1:])}",
+              flush=True)
+        subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+
+
+def explain(result: Result, topk: Result, limit: float) -> str:
+    """Which fixed cost keeps a Switch SAE below its FLOP-ratio limit."""
+    speedup = topk.ms_per_step / result.ms_per_step
+    if speedup >= 0.9 * limit or result.cfg is None or result.cfg.arch != "switch":
+        return ""
+    params = param_counts(result.cfg)["total"] / 1e6
+    opt, bwd = result.phases_ms["optimizer"], result.phases_ms["backward"]
+    biggest = max(("optimizer", opt), ("backward", bwd), ("forward", result.phases_ms["forward"]), key=lambda t: t[1])
+    why = {"optimizer": f"Adam + clip + decoder renorm over all {params:.1f}M parameters, which does not shrink with E",
+           "backward": "the decoder and encoder weight gradients (written densely into .grad every step) and "
+                       "Python overhead per expert",
+           "forward": "routing overhead (sort by expert, one small matmul + TopK per expert) and the decoder"}
+    return f"{biggest[0]} {biggest[1]:.0f} ms of {result.ms_per_step:.0f}: {why[biggest[0]]}"
+
+
+def print_table(shape: str, batch: int, results: list[Result], lower_bound_ms: float, peers: list[dict]) -> None:
+    topk = next(r for r in results if r.name == "TopK (ours)")
+    topk_flops = topk.flops_per_step
+    cfg = SHAPES[shape]
+    print(f"\n### {shape}: d_in {cfg['d_in']}, d_sae {cfg['d_sae']}, k {cfg['k']}, batch {batch}")
+    print("| variant | GFLOP/step | ms/step (fwd / bwd / opt) | act/s | GFLOP/s | speed-up vs TopK (ours) "
+          "| FLOP-ratio limit | held back by |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        limit = topk_flops / r.flops_per_step
+        p = r.phases_ms
+        print(f"| {r.name} | {r.flops_per_step / 1e9:.1f} | {r.ms_per_step:.0f} ({p['forward']:.0f} / "
+              f"{p['backward']:.0f} / {p['optimizer']:.0f}) | {r.acts_per_s:,.0f} | "
+              f"{r.flops_per_step / r.ms_per_step / 1e6:.0f} | {topk.ms_per_step / r.ms_per_step:.2f}x "
+              f"| {limit:.2f}x | {explain(r, topk, limit)} |")
+    for peer in peers:
+        print(f"| peer: {peer['name']} | {topk_flops / 1e9:.1f} | {peer['ms_per_step']:.0f} | "
+              f"{batch / peer['ms_per_step'] * 1000:,.0f} | {topk_flops / peer['ms_per_step'] / 1e6:.0f} | "
+              f"{topk.ms_per_step / peer['ms_per_step']:.2f}x | 1.00x | |")
+    print(f"| encoder forward matmul alone (lower bound for TopK) | {2 * cfg['d_in'] * cfg['d_sae'] * batch / 1e9:.1f}"
+          f" | {lower_bound_ms:.0f} | {batch / lower_bound_ms * 1000:,.0f} | | | | |")
+    print(f"\nTopK (ours) reaches {lower_bound_ms / topk.ms_per_step:.2f} of the encoder-matmul lower bound.")
+    for peer in peers:
+        print(f"TopK (ours) is {peer['ms_per_step'] / topk.ms_per_step:.2f}x {peer['name']}.")
+
+
+def run(args) -> None:
+    """`python -m switch_sae_mini bench` (flags: cli/bench.py)."""
+    if args.steps < 1 or args.warmup < 0:
+        raise SystemExit("error: --steps must be >= 1 and --warmup >= 0")
+    if args.distributed:
+        if args.distributed < 1:
+            raise SystemExit("error: --distributed needs a number of processes >= 1")
+        run_distributed(args.distributed, args.steps, args.warmup)
+        return
+    threads = torch.get_num_threads()
+    print(f"switch_sae_mini bench: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{threads} threads, fp32, median of {args.steps} steps after {args.warmup} warm-up")
+    print(f"command: python -m switch_sae_mini bench {' '.join(sys.argv[2:])}")
+    shapes = list(SHAPES) if args.shape == "all" else [args.shape]
+    if args.peers is None:
+        print("peers: skipped (pass --peers .venv-peers/bin/python after `make bench-peers`; SAELens pins "
+              "transformer-lens < 4, so peers live in their own virtualenv)")
+    for shape in shapes:
+        batches = args.batch or ([4096] if args.quick or shape == "bundled" else [4096, 16384])
+        for batch in batches:
+            data = synthetic_batches(SHAPES[shape]["d_in"], batch)
+            lower_bound = time_encoder_matmul(shape, data, max(5, args.steps))
+            results = []
+            # at the large batch only the variants the targets compare (the rest would take ~30 more minutes)
+            for name, cfg in variants(shape, args.quick or batch > 4096).items():
+                required = name == "TopK (ours)"
+                if args.only and not required and not any(s in name for s in args.only):
+                    continue
+                ms, phases = time_training(cfg, data, args.warmup, args.steps)
+                # the masked reference executes the dense encoder: count what it runs (docs/design-notes.md §5)
+                flops = (training_flops(cfg)["total"] if cfg.routed or cfg.arch != "switch"
+                         else 3 * reference_forward_flops(cfg)["total"]) * batch
+                results.append(Result(shape, batch, name, cfg, ms, phases, flops))
+                print(f"  {shape} b={batch} {name}: {ms:.0f} ms/step", file=sys.stderr, flush=True)
+            peers = run_peers(args.peers, shape, data, args.warmup, args.steps) if args.peers and batch <= 4096 \
+                else []
+            print_table(shape, batch, results, lower_bound, peers)

@@ -1,0 +1,222 @@
+"""Sparse-gradient kernels: make the TopK / Switch SAE's sparsity pay off in wall-clock, not only in FLOPs.
+
+A TopK SAE keeps k of d_sae latents per token, so only batch*k entries of the gradient w.r.t. the pre-activations
+are nonzero. Plain autograd still scatters them into a dense [batch, d_sae] tensor and runs a dense
+[d_in, batch] @ [batch, d_sae] matmul for the encoder gradient -- as expensive as the forward encoder, which the
+paper's reference code pays in full (docs/design-notes.md §5). Here:
+
+- encoder backward: W_enc.grad = (S^T x_c)^T with S the sparse [batch, d_sae] gradient (batch*k nonzeros), one
+  sparse-dense product (CSR); b_enc.grad is a weighted bincount; b_dec's share is -W_enc @ b_enc.grad.
+- forward: one fused addmm, TopK straight on the pre-activations (ReLU after TopK gives the same values: ReLU is
+  monotone), AuxK's dead-latent TopK reuses the same buffer in place.
+- decoder: embedding_bag forward (docs/design-notes.md §9); backward W_dec.grad = S(values)^T grad_out, the same CSR
+  product, and the values' gradient from embedding_bag's fused per-sample-weights backward.
+
+Every function here has a plain-autograd twin in base.py / topk.py / switch.py (SAEConfig(fused=False)); tests/test_kernels.py
+pins values and all gradients of the two together.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from .routing import expert_weights, group_by_expert
+
+
+def _csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
+    with warnings.catch_warnings():  # "CSR support is in beta": the products used here are MKL's, long stable
+        warnings.simplefilter("ignore", UserWarning)
+        # built sorted and in range by construction, so the invariant check is skipped
+        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
+
+
+def _sparse_ok(t: Tensor) -> bool:
+    return t.device.type in ("cpu", "cuda")  # CSR products exist on CPU and CUDA only
+
+
+def sparse_transpose_matmul(indices: Int[Tensor, "batch k"], weights: Float[Tensor, "batch k"],
+                            rows: Float[Tensor, "batch d"], n_out: int) -> Float[Tensor, "n_out d"]:
+    """S^T @ rows, where S [batch, n_out] is sparse with S[b, indices[b, i]] = weights[b, i] (indices distinct
+    per row). out[j] = sum over (b, i) with indices[b, i] == j of weights[b, i] * rows[b]; contiguous [n_out, d],
+    the layout of W_dec. Built as a CSR matrix sorted by latent, so each (token, latent) pair is read once."""
+    batch, k = indices.shape
+    flat_idx, flat_w = indices.reshape(-1), weights.reshape(-1).to(rows.dtype)
+    order = flat_idx.argsort()
+    token = torch.div(order, k, rounding_mode="floor")
+    if not _sparse_ok(rows):  # same sum, one gathered row per pair
+        return rows.new_zeros(n_out, rows.shape[1]).index_add_(0, flat_idx[order], rows[token] * flat_w[order, None])
+    crow = torch.zeros(n_out + 1, dtype=torch.int64, device=rows.device)
+    torch.cumsum(torch.bincount(flat_idx, minlength=n_out), 0, out=crow[1:])
+    return _csr(crow, token, flat_w[order], (n_out, batch)) @ rows
+
+
+_workspace = threading.local()
+
+
+def _pre_activation_buffer(rows: int, cols: int, like: Tensor) -> Tensor | None:
+    """A reused [rows, cols] buffer for the dense pre-activations on CPU (None elsewhere).
+
+    Freshly allocated large tensors are page-faulted in on every step; at the bundled model's size that made the
+    encoder matmul 2-3x slower than writing into a reused buffer (python -m switch_sae_mini bench). One buffer per
+    thread, for the last shape used; release_workspace() frees it.
+    """
+    if like.device.type != "cpu":
+        return None  # the CUDA caching allocator already reuses memory
+    buf = getattr(_workspace, "pre", None)
+    if buf is None or buf.shape != (rows, cols) or buf.dtype != like.dtype:
+        buf = _workspace.pre = torch.empty(rows, cols, dtype=like.dtype)
+    return buf
+
+
+def release_workspace() -> None:
+    """Free this thread's cached pre-activation buffer (batch x d_sae floats, e.g. 400 MB at GPT-2 size)."""
+    _workspace.pre = None
+
+
+class EncodedTopK(NamedTuple):
+    values: Float[Tensor, "batch k"]
+    """ReLU'd TopK values (zero where fewer than k pre-activations are positive)."""
+    indices: Int[Tensor, "batch k"]
+    aux_values: Float[Tensor, "batch k_aux"]
+    """AuxK: ReLU'd top values among dead latents ([batch, 0] when no latent is dead or AuxK is off)."""
+    aux_indices: Int[Tensor, "batch k_aux"]
+
+
+class _TopKEncode(torch.autograd.Function):
+    """x_c = x - b_dec; pre = x_c @ W_enc + b_enc; TopK (+ AuxK's TopK over dead latents); sparse backward."""
+
+    @staticmethod
+    def forward(ctx, x, b_dec, W_enc, b_enc, k, dead_mask, k_aux):
+        x_c = x - b_dec
+        pre = _pre_activation_buffer(x_c.shape[0], W_enc.shape[1], x_c)
+        if b_enc is not None:
+            pre = torch.addmm(b_enc, x_c, W_enc, out=pre) if pre is not None else torch.addmm(b_enc, x_c, W_enc)
+        else:
+            pre = torch.mm(x_c, W_enc, out=pre) if pre is not None else x_c @ W_enc
+        values, indices = pre.topk(k, dim=-1, sorted=False)
+        values.clamp_(min=0)
+        n_dead = 0 if dead_mask is None else int(dead_mask.sum())
+        if n_dead:
+            pre.masked_fill_(~dead_mask, -torch.inf)  # in place: pre is not needed any more
+            aux_values, aux_indices = pre.topk(min(k_aux, n_dead), dim=-1, sorted=False)
+            aux_values.clamp_(min=0)
+        else:
+            aux_values, aux_indices = values.new_zeros(x.shape[0], 0), indices.new_zeros(x.shape[0], 0)
+        del pre
+        ctx.save_for_backward(x_c, W_enc, values, indices, aux_values, aux_indices)
+        ctx.mark_non_differentiable(indices, aux_indices)
+        return values, indices, aux_values, aux_indices
+
+    @staticmethod
+    def backward(ctx, grad_values, _grad_indices, grad_aux_values, _grad_aux_indices):
+        x_c, W_enc, values, indices, aux_values, aux_indices = ctx.saved_tensors
+        g = grad_values * (values > 0)  # ReLU's gradient
+        idx = indices
+        if aux_indices.shape[1]:
+            g = torch.cat([g, grad_aux_values * (aux_values > 0)], dim=1)
+            idx = torch.cat([indices, aux_indices], dim=1)
+        return _encoder_grads(ctx, x_c, W_enc, idx, g) + (None, None, None)
+
+
+class _RoutedTopKEncode(torch.autograd.Function):
+    """Switch experts: token b uses only W_enc's block of expert_idx[b]; TopK inside it; sparse backward."""
+
+    @staticmethod
+    def forward(ctx, x, b_dec, W_enc, expert_idx, n_experts, k):
+        x_c = x - b_dec
+        d_expert = W_enc.shape[1] // n_experts
+        groups = group_by_expert(expert_idx, n_experts)
+        order = groups.order
+        values = x.new_empty(x.shape[0], k)
+        indices = torch.empty(x.shape[0], k, dtype=torch.int64, device=x.device)
+        buf = _pre_activation_buffer(x.shape[0], d_expert, x)  # every expert's block fits in its first rows
+        start = 0
+        for e, (count, W_e) in enumerate(zip(groups.counts, expert_weights(W_enc, n_experts))):
+            if count == 0:
+                continue
+            rows = order[start:start + count]
+            pre = torch.mm(x_c[rows], W_e, out=buf[:count]) if buf is not None else x_c[rows] @ W_e
+            v, i = pre.topk(k, dim=-1, sorted=False)
+            values[rows] = v.clamp_(min=0)
+            indices[rows] = i + e * d_expert  # local -> global latent index
+            start += count
+        ctx.save_for_backward(x_c, W_enc, values, indices)
+        ctx.mark_non_differentiable(indices)
+        return values, indices
+
+    @staticmethod
+    def backward(ctx, grad_values, _grad_indices):
+        x_c, W_enc, values, indices = ctx.saved_tensors
+        grad_x, grad_b_dec, grad_W_enc, _ = _encoder_grads(ctx, x_c, W_enc, indices, grad_values * (values > 0),
+                                                           has_b_enc=False)
+        return grad_x, grad_b_dec, grad_W_enc, None, None, None
+
+
+def _encoder_grads(ctx, x_c: Tensor, W_enc: Tensor, idx: Tensor, g: Tensor, has_b_enc: bool = True):
+    """Gradients of sum(g * pre[b, idx]) w.r.t. (x, b_dec, W_enc, b_enc) for pre = (x - b_dec) @ W_enc + b_enc."""
+    need_x, need_b_dec, need_W = ctx.needs_input_grad[:3]
+    need_b_enc = has_b_enc and ctx.needs_input_grad[3]
+    d_sae = W_enc.shape[1]
+    grad_x = grad_b_dec = grad_W = grad_b_enc = None
+    if need_W:
+        # computed as [d_sae, d_in] and returned transposed: W_enc is stored column-major (see TopKSAE), so this
+        # is already its layout (no copy), and the fused Adam sees matching strides
+        grad_W = sparse_transpose_matmul(idx, g, x_c, d_sae).t()
+    latent_sum = None
+    if need_b_enc or need_b_dec:
+        latent_sum = torch.bincount(idx.reshape(-1), weights=g.reshape(-1), minlength=d_sae).to(g.dtype)
+    if need_b_enc:
+        grad_b_enc = latent_sum
+    if need_x:
+        grad_x = F.embedding_bag(idx, W_enc.t().contiguous(), per_sample_weights=g, mode="sum")
+    if need_b_dec:
+        grad_b_dec = -(W_enc @ latent_sum)  # sum over tokens of -grad_x, without forming grad_x
+    return grad_x, grad_b_dec, grad_W, grad_b_enc
+
+
+def topk_encode(x: Float[Tensor, "batch d_in"], b_dec: Tensor, W_enc: Float[Tensor, "d_in d_sae"],
+                b_enc: Tensor | None, k: int, dead_mask: Tensor | None = None, k_aux: int = 0) -> EncodedTopK:
+    """TopK(ReLU((x - b_dec) @ W_enc + b_enc), k) with a sparse backward; plus AuxK's dead-latent TopK when
+    dead_mask has any True (else aux fields are [batch, 0])."""
+    return EncodedTopK(*_TopKEncode.apply(x, b_dec, W_enc, b_enc, k, dead_mask, k_aux))
+
+
+def routed_topk_encode(x: Float[Tensor, "batch d_in"], b_dec: Tensor, W_enc: Float[Tensor, "d_in d_sae"],
+                       expert_idx: Int[Tensor, " batch"], n_experts: int, k: int) -> tuple[Tensor, Tensor]:
+    """Per token, TopK(ReLU((x - b_dec) @ W_enc[:, block of its expert]), k) with global latent indices."""
+    return _RoutedTopKEncode.apply(x, b_dec, W_enc, expert_idx, n_experts, k)
+
+
+class _SparseDecode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values, indices, W_dec):
+        ctx.save_for_backward(values, indices, W_dec)
+        return F.embedding_bag(indices, W_dec, per_sample_weights=values, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        values, indices, W_dec = ctx.saved_tensors
+        grad_values = grad_W_dec = None
+        if ctx.needs_input_grad[0]:
+            # embedding_bag's fused per-sample-weights backward: the dot of grad_out[b] with each used row,
+            # without gathering [batch, k, d_in] (recomputing the cheap forward costs ~1/10 of it)
+            with torch.enable_grad():
+                v = values.detach().requires_grad_()
+                out = F.embedding_bag(indices, W_dec.detach(), per_sample_weights=v, mode="sum")
+                (grad_values,) = torch.autograd.grad(out, v, grad_out)
+        if ctx.needs_input_grad[2]:
+            grad_W_dec = sparse_transpose_matmul(indices, values, grad_out, W_dec.shape[0])
+        return grad_values, None, grad_W_dec
+
+
+def sparse_decode(values: Float[Tensor, "batch k"], indices: Int[Tensor, "batch k"],
+                  W_dec: Float[Tensor, "d_sae d_in"]) -> Float[Tensor, "batch d_in"]:
+    """sum_i values[b, i] * W_dec[indices[b, i]] with a sparse W_dec gradient (no dense zero-fill + index_add)."""
+    return _SparseDecode.apply(values, indices, W_dec)

@@ -1,0 +1,102 @@
+"""Switch SAE (Mudide et al. 2024): a router sends each token to one of E TopK "expert" SAEs.
+
+    p = softmax((x - b_router) @ W_router)             router probabilities      [batch, n_experts]
+    i* = argmax p,  gate = p[i*]  (or 1: "heaviside")  top-1 routing, as in the Switch Transformer
+    x_hat = gate * W_dec[i*]^T TopK(ReLU(W_enc[i*]^T (x - b_dec)), k) + b_dec
+
+Expert i owns the contiguous latent block [i*d_expert, (i+1)*d_expert). The routed path groups tokens by expert
+and runs one small matmul per expert, so the encoder costs 1/E of a dense one. The paper's code instead computes
+all d_sae latents and masks them (docs/design-notes.md §5); `_masked_topk` keeps that form as the reference for
+tests. Routing, the gate and the load-balancing loss live in routing.py.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from ..config import SAEConfig
+from . import kernels
+from .base import ForwardOutput, SAEBase, check_input, mse_per_element, sparse_decode, topk_activation
+from .routing import Routing, expert_weights, gate_values, group_by_expert, load_balance_loss, route
+
+
+class SwitchSAE(SAEBase):
+    """E TopK experts of width d_sae / E, no encoder bias, a linear softmax router (docs/design-notes.md §1)."""
+
+    def __init__(self, cfg: SAEConfig) -> None:
+        super().__init__(cfg)
+        W_dec = torch.randn(cfg.d_sae, cfg.d_in)
+        W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
+        self.W_dec = nn.Parameter(W_dec)
+        self.W_enc = nn.Parameter(W_dec.clone().t())  # column-major, as in TopKSAE
+        self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
+        bound = cfg.d_in ** -0.5  # nn.Linear's default init range, as in the reference router
+        self.W_router = nn.Parameter(torch.empty(cfg.d_in, cfg.n_experts).uniform_(-bound, bound))
+        self.b_router = nn.Parameter(torch.zeros(cfg.d_in))
+        # The experts have no encoder bias (as in the reference code); a zero buffer keeps the SAELens interface.
+        self.register_buffer("b_enc", torch.zeros(cfg.d_sae))
+
+    @torch.no_grad()
+    def init_from_batch(self, x: Tensor) -> None:
+        """b_dec and b_router both start at the geometric median of the first batch (docs/design-notes.md §3)."""
+        super().init_from_batch(x)
+        self.b_router.copy_(self.b_dec)
+
+    def route(self, x: Tensor) -> Routing:
+        return route(x, self.W_router, self.b_router)
+
+    def _routed_topk(self, x_centered: Tensor, expert_idx: Tensor) -> tuple[Tensor, Tensor]:
+        """TopK inside each token's expert, computing only that expert's encoder columns."""
+        cfg = self.cfg
+        groups = group_by_expert(expert_idx, cfg.n_experts)
+        chunks = x_centered[groups.order].split(groups.counts)
+        values, indices = [], []
+        for e, (chunk, W_e) in enumerate(zip(chunks, expert_weights(self.W_enc, cfg.n_experts))):
+            if chunk.shape[0] == 0:
+                continue
+            v, i = topk_activation(chunk @ W_e, cfg.k)  # (tokens_e, k)
+            values.append(v)
+            indices.append(i + e * cfg.d_expert)  # local -> global latent index
+        inverse = groups.inverse()
+        return torch.cat(values)[inverse], torch.cat(indices)[inverse]
+
+    def _masked_topk(self, x_centered: Tensor, expert_idx: Tensor, gate: Tensor) -> tuple[Tensor, Tensor]:
+        """The reference form: all latents, mask to the routed expert, scale, TopK over d_sae (docs/design-notes.md §1)."""
+        cfg = self.cfg
+        pre = torch.relu(x_centered @ self.W_enc)  # (batch, d_sae): E times the routed work
+        mask = F.one_hot(expert_idx, cfg.n_experts).repeat_interleave(cfg.d_expert, dim=-1)
+        return topk_activation(pre * mask * gate[:, None], cfg.k)
+
+    def forward(self, x: Float[Tensor, "batch d_in"], routed: bool | None = None) -> ForwardOutput:
+        """routed=None follows cfg.routed; False runs the masked-dense reference (same values and gradients).
+        cfg.fused picks the sparse-gradient kernels (default) or plain autograd for the routed path and decoder."""
+        check_input(x, self.cfg.d_in)
+        lead = x.shape[:-1]
+        x_flat = x.reshape(-1, self.cfg.d_in)
+        routing = self.route(x_flat)
+        gate = gate_values(routing, self.cfg.gate)
+        use_routed = self.cfg.routed if routed is None else routed
+        if use_routed and self.cfg.fused:  # sparse-gradient kernel (kernels.py)
+            values, indices = kernels.routed_topk_encode(x_flat, self.b_dec, self.W_enc, routing.expert_idx,
+                                                         self.cfg.n_experts, self.cfg.k)
+            values = values * gate[:, None]  # TopK commutes with a positive scalar gate
+        elif use_routed:
+            values, indices = self._routed_topk(x_flat - self.b_dec, routing.expert_idx)
+            values = values * gate[:, None]
+        else:
+            values, indices = self._masked_topk(x_flat - self.b_dec, routing.expert_idx, gate)
+        decode = kernels.sparse_decode if self.cfg.fused else sparse_decode
+        x_hat = decode(values, indices, self.W_dec) + self.b_dec
+        mse = mse_per_element(x_hat, x_flat)
+        lb = load_balance_loss(routing.probs, routing.expert_idx, self.cfg.n_experts)
+        loss = mse + self.cfg.lb_coeff * lb
+        zero = x.new_zeros(())
+        k = values.shape[-1]
+        return ForwardOutput(
+            x_hat=x_hat.reshape(*lead, -1), latent_acts=values.reshape(*lead, k), latent_idx=indices.reshape(*lead, k),
+            d_sae=self.cfg.d_sae, loss=loss, mse_loss=mse, l1_loss=zero, auxk_loss=zero, lb_loss=lb,
+            expert_idx=routing.expert_idx.reshape(lead), router_probs=routing.probs.reshape(*lead, -1),
+        )
