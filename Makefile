@@ -45,12 +45,12 @@ sync-notebooks: $(STAMP)
 # Student versions of every notebook with exercises in release/ (git-ignored): solutions stubbed, hidden checks
 # left out. Generated, never edited by hand; see docs/teaching.md.
 assignments: $(STAMP)
-	$(BIN)/python -m switch_sae_mini.assignments --out release
+	$(BIN)/python -m switch_sae_mini assignments --out release
 
-# Training-step throughput (README "Speed"): python -m switch_sae_mini.bench; not part of `make test`.
+# Training-step throughput (README "Speed"): python -m switch_sae_mini bench; not part of `make test`.
 # Adds SAELens and sparsify to the same run when `make bench-peers` has built their virtualenv.
 bench: $(STAMP)
-	$(BIN)/python -m switch_sae_mini.bench $(if $(wildcard .venv-peers/bin/python),--peers .venv-peers/bin/python) \
+	$(BIN)/python -m switch_sae_mini bench $(if $(wildcard .venv-peers/bin/python),--peers .venv-peers/bin/python) \
 		$(BENCH_ARGS)
 
 # Peers live in their own virtualenv: SAELens pins transformer-lens < 4, this package needs 4.

@@ -35,10 +35,10 @@ import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:  # install this repository (set SSM_REPO_URL to your fork if needed)
+if IN_COLAB:  # install the release this notebook was written for (set SSM_REPO_URL to your fork if needed)
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini")],
+                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini@v0.2.0")],
                    check=True)
 
 import matplotlib.pyplot as plt

@@ -34,10 +34,10 @@ import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:  # install this repository (set SSM_REPO_URL to your fork if needed)
+if IN_COLAB:  # install the release this notebook was written for (set SSM_REPO_URL to your fork if needed)
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini")],
+                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini@v0.2.0")],
                    check=True)
 
 import torch
@@ -111,7 +111,7 @@ checks.check_topk_activation(topk_activation)
 # instead of multiplying a mostly-zero `[batch, d_sae]` matrix.
 
 # %%
-from switch_sae_mini.sae import sparse_decode
+from switch_sae_mini.saes import sparse_decode
 
 pre = torch.randn(4, 64)
 values, indices = topk_activation(pre, 5)
@@ -188,7 +188,7 @@ print(f"largest radial gradient component: before {radial_before:.2e}, after pro
 # top $k_{aux} = d_{in}/2$ **dead** latents (not fired for `dead_after_tokens` tokens) try to reconstruct the
 # residual $x - \hat x$ (detached, without $b_{dec}$); the error is normalised per token by $\lVert x - \hat x\rVert^2$
 # as in Gao et al.'s code and weighted by 1/32. The paper's reference code has a sign and
-# bias bug here (spec §4.3); the package implements Gao et al.'s version and tests it against a hand computation.
+# bias bug here (docs/design-notes.md §8); the package implements Gao et al.'s version and tests it against a hand computation.
 #
 # At this small scale few latents die on their own (a few percent), which would make a weak experiment. So we
 # create dead latents on purpose: scale a quarter of the encoder columns by 0.1, so those latents (almost) never

@@ -35,10 +35,10 @@ import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:  # install this repository (set SSM_REPO_URL to your fork if needed)
+if IN_COLAB:  # install the release this notebook was written for (set SSM_REPO_URL to your fork if needed)
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini")],
+                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini@v0.2.0")],
                    check=True)
 
 import time
@@ -254,7 +254,7 @@ print("routed == masked reference: x_hat and encoder gradients agree")
 def time_step(routed: bool, repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
-        with ssm.gpu.Timer(device) as timer:
+        with ssm.device.Timer(device) as timer:
             sae.zero_grad()
             sae(x, routed=routed).loss.backward()
         times.append(timer.elapsed)

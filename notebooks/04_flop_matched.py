@@ -35,10 +35,10 @@ import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:  # install this repository (set SSM_REPO_URL to your fork if needed)
+if IN_COLAB:  # install the release this notebook was written for (set SSM_REPO_URL to your fork if needed)
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini")],
+                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini@v0.2.0")],
                    check=True)
 
 import matplotlib.pyplot as plt
@@ -171,11 +171,11 @@ def by_family(metric, transform=lambda v: v):
 fig, axes = plt.subplots(2, 2, figsize=(12, 9))
 ssm.plotting.plot_tradeoff(by_family("mse_summed"), ylabel="MSE (summed over d_in)", ax=axes[0, 0],
                            title=f"Ours: {MODEL}, {STEPS * BATCH / 1e6:.1f}M tokens per SAE")
-ssm.plotting.plot_tradeoff(ssm.plotting.paper_series("mse"), ylabel="MSE (summed over 768 dims)", ax=axes[0, 1],
+ssm.plotting.plot_tradeoff(ssm.paper.paper_series("mse"), ylabel="MSE (summed over 768 dims)", ax=axes[0, 1],
                            title="Paper: GPT-2 small, 819M tokens per SAE")
 ssm.plotting.plot_tradeoff(by_family("loss_recovered", lambda v: 100 * (1 - v)), ylabel="1 − loss recovered (%)",
                            ax=axes[1, 0], title="Ours: language-model loss not recovered")
-ssm.plotting.plot_tradeoff(ssm.plotting.paper_series("one_minus_loss_recovered_pct"),
+ssm.plotting.plot_tradeoff(ssm.paper.paper_series("one_minus_loss_recovered_pct"),
                            ylabel="1 − loss recovered (%)", ax=axes[1, 1], title="Paper")
 fig.suptitle("Sparsity vs reconstruction: TopK vs FLOP-matched and width-matched Switch SAEs")
 fig.tight_layout()

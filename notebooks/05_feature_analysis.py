@@ -35,10 +35,10 @@ import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:  # install this repository (set SSM_REPO_URL to your fork if needed)
+if IN_COLAB:  # install the release this notebook was written for (set SSM_REPO_URL to your fork if needed)
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini")],
+                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini@v0.2.0")],
                    check=True)
 
 import matplotlib.pyplot as plt
@@ -92,7 +92,7 @@ for n_experts in EXPERTS:
 
 # %%
 E = EXPERTS[1] if len(EXPERTS) > 1 else EXPERTS[0]
-usage = analysis.expert_usage(codes[E].expert_idx, E)
+usage = ssm.metrics.expert_share(codes[E].expert_idx, E)
 profile = analysis.domain_profile(codes[E].expert_idx, held_meta.domain, E, len(buffer.domains))
 ssm.plotting.plot_expert_usage(usage, profile, buffer.domains, title=f"Which tokens go to which expert (E={E})")
 
@@ -100,7 +100,7 @@ ssm.plotting.plot_expert_usage(usage, profile, buffer.domains, title=f"Which tok
 overall = torch.bincount(held_meta.domain, minlength=len(buffer.domains)).float() / n_hold
 baseline = float(overall.max())
 for n_experts in EXPERTS:
-    u = analysis.expert_usage(codes[n_experts].expert_idx, n_experts)
+    u = ssm.metrics.expert_share(codes[n_experts].expert_idx, n_experts)
     p = analysis.domain_profile(codes[n_experts].expert_idx, held_meta.domain, n_experts, len(buffer.domains))
     print(f"E={n_experts:<3} specialisation {analysis.specialisation(p, u):.3f} "
           f"(no specialisation: {baseline:.3f}; one domain per expert: 1.000)")
@@ -174,7 +174,7 @@ fig.tight_layout()
 
 # %%
 lookup = analysis.ContextLookup(ssm.corpus.load_corpus("train"), model.tokenizer)
-freq = analysis.firing_frequency(codes[E], D_SAE)
+freq = analysis.feature_stats(codes[E], D_SAE).frequency
 block = slice(top_expert * (D_SAE // E), (top_expert + 1) * (D_SAE // E))
 features = (freq[block].topk(3).indices + block.start).tolist()
 for feature in features:

@@ -41,17 +41,16 @@ import sys
 from pathlib import Path
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:  # install this repository (set SSM_REPO_URL to your fork if needed)
+if IN_COLAB:  # install the release this notebook was written for (set SSM_REPO_URL to your fork if needed)
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini")],
+                    os.environ.get("SSM_REPO_URL", "git+https://github.com/switch-sae-mini/switch_sae_mini@v0.2.0")],
                    check=True)
     from google.colab import output
     output.enable_custom_widget_manager()  # Colab needs this for ipywidgets 8
 
 import switch_sae_mini as ssm
-from switch_sae_mini.explorer_data import ExplorerData
-from switch_sae_mini.widgets import expert_explorer, interaction_latency
+from switch_sae_mini.analysis.explorer import ExplorerData, expert_explorer, interaction_latency
 
 device = ssm.notebook.setup(seed=0)
 
@@ -135,8 +134,8 @@ app
 # %% [markdown]
 # ## 5 · Under the hood: every control is one tested function
 #
-# Each callback reads one `ExplorerData` method, which calls the analysis functions of chapter 5 and
-# `switch_sae_mini.explore` (each unit-tested); the widget only renders HTML. You can call them directly — and
+# Each callback reads one `ExplorerData` method, which calls the analysis functions of chapter 5
+# (`switch_sae_mini.analysis`, each unit-tested); the widget only renders HTML. You can call them directly — and
 # drive the widget from code, which is how `tests/test_widgets.py` checks it.
 
 # %%

@@ -2,7 +2,7 @@
 
 Every loss in this package is the paper's loss divided by ``d_in``: reconstruction is the per-element MSE
 (the paper's summed squared error / d), so the load-balancing coefficient ``lb_coeff = 3`` means exactly what the
-paper's "alpha = 3" means (spec §4.2), and ReLU ``l1_coeff`` values are the paper's lambda values.
+paper's "alpha = 3" means (docs/design-notes.md §2), and ReLU ``l1_coeff`` values are the paper's lambda values.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class SAEConfig:
     """
 
     arch: Literal["relu", "topk", "switch"] = "topk"
-    """"relu" (dense ReLU + L1, spec §3.5), "topk" (Gao et al., spec §3.1) or "switch" (routed experts, §3.2)."""
+    """"relu" (dense ReLU + L1), "topk" (Gao et al.) or "switch" (routed experts); docs/design-notes.md §1."""
     d_in: int = 128
     """Width of the input activations (768 for GPT-2 small's residual stream)."""
     d_sae: int = 4096
@@ -48,7 +48,7 @@ class SAEConfig:
     l1_coeff: float = 5.0
     """ReLU only: lambda of the decoder-norm-weighted L1 penalty (paper values 1-95 at d_in=768)."""
     auxk_coeff: float = 1 / 32
-    """TopK only: weight of the AuxK dead-latent loss (Gao et al.: 1/32). Switch trains without it (spec §4.2)."""
+    """TopK only: weight of the AuxK dead-latent loss (Gao et al.: 1/32). Switch trains without it (docs/design-notes.md §2)."""
     auxk_k: int | None = None
     """TopK only: latents used by AuxK; None means d_in // 2 as in Gao et al."""
     dead_after_tokens: int = 10_000_000
@@ -121,7 +121,7 @@ class SAEConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation recipe (spec §5): Adam, no warm-up, linear LR decay over the last 20%, clip 1.0."""
+    """Optimisation recipe (docs/design-notes.md §3): Adam, no warm-up, linear LR decay over the last 20%, clip 1.0."""
 
     n_steps: int = 1000
     """Number of optimizer steps (one batch each)."""
@@ -132,7 +132,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Global gradient-norm clip (0 disables)."""
     l1_warmup: float = 0.05
-    """ReLU only: fraction of steps over which the L1 coefficient ramps up linearly from 0 (spec §3.5)."""
+    """ReLU only: fraction of steps over which the L1 coefficient ramps up linearly from 0 (docs/design-notes.md §3)."""
     seed: int = 0
     """Seed for initialisation and any sampling inside training."""
     log_every: int = 10

@@ -1,8 +1,9 @@
-"""Itemised FLOP and parameter ledger for ReLU, TopK and Switch SAEs (spec §8).
+"""Itemised FLOP and parameter ledger for ReLU, TopK and Switch SAEs (docs/design-notes.md §5).
 
 Counts are per token, with a multiply-add counted as 2 FLOPs. Only matmuls are counted: bias adds, ReLU,
 TopK selection and the softmax are O(d_sae) or smaller and are left out, so the "encoder" item is exactly
-the spec §8.1 matmul cost and the spec §8.2 table can be reproduced digit for digit.
+the matmul cost of the per-token table in docs/design-notes.md §5, and its GPT-2 table is reproduced digit for
+digit.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ ITEMS = ("router", "encoder", "decoder")
 
 
 def forward_flops(cfg: SAEConfig) -> dict[str, int]:
-    """Theoretical forward FLOPs per token: {"router", "encoder", "decoder", "total"} (spec §8.1)."""
+    """Theoretical forward FLOPs per token: {"router", "encoder", "decoder", "total"} (docs/design-notes.md §5)."""
     d_in, d_sae, k, n_experts = cfg.d_in, cfg.d_sae, cfg.k, cfg.n_experts
     if cfg.arch == "switch":
         router = 2 * d_in * n_experts  # logits W_router (x - b_router): one d_in-dot per expert
@@ -27,7 +28,7 @@ def forward_flops(cfg: SAEConfig) -> dict[str, int]:
 
 
 def reference_forward_flops(cfg: SAEConfig) -> dict[str, int]:
-    """FLOPs per token the paper's masked-dense reference code executes (spec §8.2 last columns, §8.4).
+    """FLOPs per token the paper's masked-dense reference code executes (docs/design-notes.md §5).
 
     The reference Switch encoder computes all d_sae latents and then masks all but the routed expert, so its
     encoder costs 2*d_in*d_sae like a dense TopK SAE of the same total width. This is also what our Switch SAE
@@ -46,8 +47,8 @@ def training_flops(cfg: SAEConfig, *, backward_factor: int = 2) -> dict[str, int
     The backward pass of a matmul costs about 2x its forward: one matmul for the gradient of its input and
     one for the gradient of its weight, restricted (for Switch) to the routed expert and (for TopK/Switch) to
     the k active decoder rows. So each item is (1 + backward_factor) x forward, the usual "6 N" rule. This
-    slightly overcounts the encoder, whose input x is data and needs no gradient; spec §8.3's "crude"
-    scaling-law formula counts the encoder only, at 2x forward (4 d_in d_sae per token), and ignores the
+    slightly overcounts the encoder, whose input x is data and needs no gradient; the reference code's "crude"
+    scaling-law formula (docs/design-notes.md §5) counts the encoder only, at 2x forward (4 d_in d_sae per token), and ignores the
     router and decoder.
     """
     if not isinstance(backward_factor, int) or isinstance(backward_factor, bool) or backward_factor < 0:
@@ -57,7 +58,7 @@ def training_flops(cfg: SAEConfig, *, backward_factor: int = 2) -> dict[str, int
 
 
 def param_counts(cfg: SAEConfig) -> dict[str, int]:
-    """Trainable parameters per tensor name plus "total" (spec §3.2: Switch has 2 M d + E d + 2 d)."""
+    """Trainable parameters per tensor name plus "total" (docs/design-notes.md §1: Switch has 2 M d + E d + 2 d)."""
     d_in, d_sae = cfg.d_in, cfg.d_sae
     counts = {"W_enc": d_in * d_sae, "W_dec": d_sae * d_in, "b_dec": d_in}
     if cfg.arch == "switch":

@@ -37,7 +37,7 @@ def test_sae_config_defaults_and_derived_fields():
 
 def test_train_config_lr_rule_and_validation():
     assert TrainConfig().learning_rate(2**14) == pytest.approx(2e-4)
-    assert TrainConfig().learning_rate(24576) == pytest.approx(1.633e-4, rel=1e-3)  # spec §5
+    assert TrainConfig().learning_rate(24576) == pytest.approx(1.633e-4, rel=1e-3)  # docs/design-notes.md §3
     assert TrainConfig(lr=1e-3).learning_rate(24576) == 1e-3
     with pytest.raises(ConfigError, match="n_steps"):
         TrainConfig(n_steps=0)

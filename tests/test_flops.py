@@ -1,4 +1,4 @@
-"""Tests for switch_sae_mini.flops: the spec §8.2 table, parameter counts vs real modules, bad inputs."""
+"""Tests for switch_sae_mini.flops: the GPT-2 table of docs/design-notes.md §5, parameter counts vs real modules, bad inputs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from switch_sae_mini.flops import (
     width_matched,
 )
 
-# The paper's baseline (spec §2, §8.2): GPT-2 small residual stream, M = 32 * 768 latents.
+# The paper's baseline (docs/design-notes.md §5): GPT-2 small residual stream, M = 32 * 768 latents.
 TOPK = SAEConfig(arch="topk", d_in=768, d_sae=24576, k=32)
 
 
@@ -92,7 +92,7 @@ def test_training_is_forward_plus_twice_forward():
     for cfg in (TOPK, width_matched(TOPK, 32), SAEConfig(arch="relu", d_in=64, d_sae=512)):
         fwd, train = forward_flops(cfg), training_flops(cfg)
         assert all(train[key] == 3 * fwd[key] for key in fwd)
-    # With backward_factor=1 the encoder matches spec §8.3's 4 M d per token.
+    # With backward_factor=1 the encoder matches the scaling-law plot's 4 M d per token (docs/design-notes.md §5).
     assert training_flops(TOPK, backward_factor=1)["encoder"] == 4 * 24576 * 768
 
 

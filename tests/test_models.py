@@ -105,8 +105,7 @@ FAKE_CACHE_SCRIPT = textwrap.dedent("""
 
 
 def test_hub_name_loads_from_local_hf_cache(tiny_lm_dir, tmp_path):
-    """The real "gpt2" code path, offline, against a fake HF cache holding the tiny random model (machine-notes
-    §2). Runs in a subprocess because huggingface_hub reads HF_HOME when it is imported."""
+    """The real "gpt2" code path, offline, against a fake HF cache holding the tiny random model. Runs in a subprocess because huggingface_hub reads HF_HOME when it is imported."""
     revision = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--gpt2"
     (repo / "refs").mkdir(parents=True)

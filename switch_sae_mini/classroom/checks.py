@@ -193,7 +193,7 @@ def check_encoder_flops(fn: Callable) -> None:
     _passed("check_encoder_flops")
 
 
-# Hidden checks: run by `python -m switch_sae_mini.grade` after the visible check (assignments.HIDDEN_CHECKS),
+# Hidden checks: run by `python -m switch_sae_mini grade` after the visible check (assignments.HIDDEN_CHECKS),
 # never shown in the student release. Each tests a property the visible example cannot reveal.
 
 def check_l1_penalty_differentiable(fn: Callable) -> None:
