@@ -11,7 +11,7 @@ the explorer), with classroom/, bench/ and cli/ on top and config, flops, device
 face stays flat: the names below, and the modules notebooks use (ssm.activations, ssm.metrics, ...).
 """
 
-from . import analysis, config, device, evaluation, flops, paper
+from . import analysis, device, evaluation, flops, paper
 from .analysis import plotting
 from .classroom import checks, notebook
 from .config import ConfigError, SAEConfig, TrainConfig

@@ -28,8 +28,27 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+class _Config:
+    """replace / to_dict / from_dict shared by the config dataclasses."""
+
+    def replace(self, **changes: Any):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Build from a dict, refusing unknown fields (a misspelt key would otherwise be ignored silently)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        _check(not unknown, f"{cls.__name__} got unknown fields {unknown}; known fields are {sorted(known)}.")
+        return cls(**data)
+
+
 @dataclass(frozen=True)
-class SAEConfig:
+class SAEConfig(_Config):
     """Architecture and loss coefficients of one sparse autoencoder.
 
     Build with keywords, e.g. ``SAEConfig(arch="switch", d_in=768, d_sae=24576, k=32, n_experts=16)``.
@@ -48,7 +67,8 @@ class SAEConfig:
     l1_coeff: float = 5.0
     """ReLU only: lambda of the decoder-norm-weighted L1 penalty (paper values 1-95 at d_in=768)."""
     auxk_coeff: float = 1 / 32
-    """TopK only: weight of the AuxK dead-latent loss (Gao et al.: 1/32). Switch trains without it (docs/design-notes.md §2)."""
+    """TopK only: weight of the AuxK dead-latent loss (Gao et al.: 1/32). Switch trains without it
+    (docs/design-notes.md §2)."""
     auxk_k: int | None = None
     """TopK only: latents used by AuxK; None means d_in // 2 as in Gao et al."""
     dead_after_tokens: int = 10_000_000
@@ -104,23 +124,10 @@ class SAEConfig:
         """Latents used by the AuxK loss."""
         return self.auxk_k if self.auxk_k is not None else max(1, self.d_in // 2)
 
-    def replace(self, **changes: Any) -> SAEConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SAEConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        _check(not unknown, f"SAEConfig got unknown fields {unknown}; known fields are {sorted(known)}.")
-        return cls(**data)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Config):
     """Optimisation recipe (docs/design-notes.md §3): Adam, no warm-up, linear LR decay over the last 20%, clip 1.0."""
 
     n_steps: int = 1000
@@ -160,16 +167,3 @@ class TrainConfig:
     def learning_rate(self, d_sae: int) -> float:
         """The configured LR, or the paper's width-scaled default."""
         return self.lr if self.lr is not None else 2e-4 / math.sqrt(d_sae / 2**14)
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        _check(not unknown, f"TrainConfig got unknown fields {unknown}; known fields are {sorted(known)}.")
-        return cls(**data)

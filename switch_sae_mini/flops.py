@@ -48,8 +48,8 @@ def training_flops(cfg: SAEConfig, *, backward_factor: int = 2) -> dict[str, int
     one for the gradient of its weight, restricted (for Switch) to the routed expert and (for TopK/Switch) to
     the k active decoder rows. So each item is (1 + backward_factor) x forward, the usual "6 N" rule. This
     slightly overcounts the encoder, whose input x is data and needs no gradient; the reference code's "crude"
-    scaling-law formula (docs/design-notes.md §5) counts the encoder only, at 2x forward (4 d_in d_sae per token), and ignores the
-    router and decoder.
+    scaling-law formula (docs/design-notes.md §5) counts the encoder only, at 2x forward (4 d_in d_sae per token),
+    and ignores the router and decoder.
     """
     if not isinstance(backward_factor, int) or isinstance(backward_factor, bool) or backward_factor < 0:
         raise ValueError(f"training_flops: backward_factor must be an int >= 0, got {backward_factor!r}.")

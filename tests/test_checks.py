@@ -3,11 +3,10 @@
 import pytest
 import torch
 
-from switch_sae_mini import checks, flops
+from switch_sae_mini import checks
 from switch_sae_mini.classroom.checks import CheckFailed
-from switch_sae_mini.config import SAEConfig
 from switch_sae_mini.saes import geometric_median, topk_activation
-from switch_sae_mini.saes import SwitchSAE, load_balance_loss, route
+from switch_sae_mini.saes import load_balance_loss, route
 
 
 def stub(*args):

@@ -1,3 +1,5 @@
+import argparse
+import dataclasses
 import json
 
 import numpy as np
@@ -6,7 +8,9 @@ import torch
 from safetensors.torch import save_file
 
 from switch_sae_mini import load
-from switch_sae_mini.cli import main
+from switch_sae_mini.cli import build_parser, main
+from switch_sae_mini.cli.flags import field_docs
+from switch_sae_mini.config import SAEConfig, TrainConfig
 from switch_sae_mini.data.toy import ToyData
 
 
@@ -76,3 +80,37 @@ def test_paper_grid_matches_the_published_runs():
     assert grid["switch_fm8_k64"].d_sae == 196608 and grid["switch_wm128_k8"].d_expert == 192
     with pytest.raises(ValueError, match="regime"):
         paper_sae_config("switch", regime="both")
+
+
+def _subparsers():
+    parser = build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_config_flags_are_derived_from_the_dataclasses():
+    """Every flag that sets a config field carries the field's type, its docstring as help and, unless the
+    subcommand documents its own default, the dataclass default: the two cannot drift."""
+    own_defaults = {"demo": {"d_sae", "k", "n_experts", "dead_after_tokens", "n_steps", "lr"},
+                    "distributed": {"arch", "n_experts", "n_steps"}, "ledger": {"d_in", "d_sae"},
+                    "paper": {"n_experts", "n_steps"}}
+    seen = 0
+    for name, sub in _subparsers().items():
+        for action in sub._actions:
+            for cls in (SAEConfig, TrainConfig):
+                fields = {f.name: f for f in dataclasses.fields(cls)}
+                if action.dest not in fields:
+                    continue
+                seen += 1
+                assert field_docs(cls)[action.dest].split(".")[0] in action.help, (name, action.dest)
+                if action.dest not in own_defaults.get(name, ()):
+                    assert action.default == fields[action.dest].default, (name, action.dest)
+    assert seen > 20
+
+
+def test_cli_train_flags_reach_the_config(tmp_path, acts, capsys):
+    save_file({"activations": acts}, tmp_path / "a.safetensors")
+    main(["train", "--activations", str(tmp_path / "a.safetensors"), "--arch", "switch", "--n-experts", "2",
+          "--d-sae", "32", "--k", "2", "--gate", "heaviside", "--lb-coeff", "0.5", "--steps", "3",
+          "--batch-size", "64", "--quiet"])
+    sae = json.loads(capsys.readouterr().out)["sae"]
+    assert (sae["gate"], sae["lb_coeff"], sae["n_experts"], sae["d_in"]) == ("heaviside", 0.5, 2, 16)

@@ -1,4 +1,5 @@
-"""Tests for switch_sae_mini.device (exported as ssm.device and ssm.gpu): all on CPU; CUDA-only checks are marked ``gpu`` and skip without CUDA."""
+"""Tests for switch_sae_mini.device (ssm.device, also ssm.gpu): all on CPU; CUDA-only checks are marked ``gpu``
+and skip without CUDA."""
 
 from __future__ import annotations
 

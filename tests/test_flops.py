@@ -1,4 +1,5 @@
-"""Tests for switch_sae_mini.flops: the GPT-2 table of docs/design-notes.md §5, parameter counts vs real modules, bad inputs."""
+"""Tests for switch_sae_mini.flops: the GPT-2 table of docs/design-notes.md §5, parameter counts vs real modules,
+bad inputs."""
 
 from __future__ import annotations
 

@@ -44,3 +44,19 @@ def test_make_pins_torch_in_the_same_pip_command_and_ci_runs_make_test():
     assert install and all("torch==$(TORCH_VERSION)" in line for line in install)
     assert any('-e ".[dev]"' in line for line in install)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_version_is_one_number_and_notebooks_install_that_release():
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert version == switch_sae_mini.__version__
+    assert f"## {version}" in (ROOT / "CHANGELOG.md").read_text()
+    for path in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
+        assert f"switch_sae_mini@v{version}" in path.read_text(), f"{path.name}: the setup cell must install v{version}"
+
+
+def test_old_module_names_keep_working_as_attributes():
+    import switch_sae_mini as ssm
+
+    for name in ("activations", "metrics", "flops", "checks", "notebook", "plotting", "analysis", "evaluation", "gpu"):
+        assert hasattr(ssm, name), name
+    assert ssm.gpu is ssm.device and ssm.notebook.harvest is ssm.data.harvest

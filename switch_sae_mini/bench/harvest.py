@@ -13,7 +13,6 @@ Not a timed test: numbers depend on the CPU and on whatever else is running (the
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import statistics
 import tempfile

@@ -26,9 +26,11 @@ def register(sub) -> None:
                        description="One step is exactly what train() runs, fp32, on synthetic activations; "
                                    "every ratio in the printed table comes from this one run.")
     b.add_argument("--shape", choices=["all", "gpt2", "bundled"], default="all",
-                   help="gpt2: d_in 768, d_sae 24576, k 32; bundled: d_in 128, d_sae 4096, k 32 (default: %(default)s)")
+                   help="gpt2: d_in 768, d_sae 24576, k 32; bundled: d_in 128, d_sae 4096, k 32 "
+                        "(default: %(default)s)")
     b.add_argument("--batch", type=int, nargs="+", help="batch sizes (default 4096 and, for gpt2, 16384)")
-    b.add_argument("--steps", type=int, default=10, help="timed steps per variant, median reported (default: %(default)s)")
+    b.add_argument("--steps", type=int, default=10,
+                   help="timed steps per variant, median reported (default: %(default)s)")
     b.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: %(default)s)")
     b.add_argument("--quick", action="store_true", help="only the variants the targets compare, batch 4096")
     b.add_argument("--only", nargs="+", help="run only variants whose name contains one of these strings")

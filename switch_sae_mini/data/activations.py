@@ -1,14 +1,15 @@
 """Harvest language-model activations at one hook point into shuffled ``[batch, d_in]`` fp32 training batches.
 
-Pipeline (adapted from the paper's; docs/design-notes.md §4): documents from a text source (``sources.py``) -> token contexts of ``context_len``
--> the model run only up to the hook -> a pool of activations from many contexts, shuffled, refilled when half
-consumed -> batches, forever or for a token budget. ``disk_cache.py`` stores the same stream on disk.
+Pipeline (adapted from the paper's; docs/design-notes.md §4): documents from a text source (``sources.py``) ->
+token contexts of ``context_len`` -> the model run only up to the hook -> a pool of activations from many contexts,
+shuffled, refilled when half consumed -> batches, forever or for a token budget. ``disk_cache.py`` stores the same
+stream on disk.
 
 **Contexts and BOS.** Each document is tokenised without special tokens and cut into consecutive pieces of
 ``context_len - 1`` tokens; every piece gets ``<|endoftext|>`` (GPT-2's BOS) in front and pad tokens at the end.
-The paper instead uses only the first 128 tokens of each OpenWebText document without BOS (docs/design-notes.md §4); our corpus is
-small, so we use all of it. Why BOS: position 0 of a GPT-2 context has an anomalous, very large residual norm
-whatever the token (docs/design-notes.md §4); with BOS there, that position is a fixed token we drop, so every kept
+The paper instead uses only the first 128 tokens of each OpenWebText document without BOS; our corpus is small, so
+we use all of it. Why BOS: position 0 of a GPT-2 context has an anomalous, very large residual norm whatever the
+token (docs/design-notes.md §4); with BOS there, that position is a fixed token we drop, so every kept
 activation is a real text token that has at least the BOS as context, matching TransformerLens's default
 ``to_tokens`` (which prepends BOS) and how GPT-2 saw document starts. BOS and pad positions are dropped by default
 (``keep_bos=True`` keeps BOS). ``prepend_bos=False`` reproduces the paper (first token kept).

@@ -156,8 +156,8 @@ def default_hook(model) -> str:
     """The default hook point: the residual stream after block ``min(2 * n_layers // 3, n_layers - 2)``.
 
     Two thirds of the way through the model, like the paper's ``blocks.8.hook_resid_post`` for 12-layer GPT-2
-    small (docs/design-notes.md §4); but never the last block's output, which feeds the unembedding directly. 12 layers -> 8,
-    4 layers -> 2, 2 layers -> 0.
+    small (docs/design-notes.md §4); but never the last block's output, which feeds the unembedding directly.
+    12 layers -> 8, 4 layers -> 2, 2 layers -> 0.
     """
     n_layers = int(model.cfg.n_layers)
     return f"blocks.{max(0, min(2 * n_layers // 3, n_layers - 2))}.hook_resid_post"

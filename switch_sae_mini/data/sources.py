@@ -6,8 +6,8 @@ object with ``.name``, ``.domains`` and ``.documents(seed, epoch)``:
 - ``"bundled"`` (default): ``switch_sae_mini.data.corpus`` (Shakespeare, Python docs, KJV Bible), one split;
 - a path to a ``.txt``/``.md``/``.rst`` file or a folder of them: one document per file, domain = file stem (or
   ``label``);
-- ``"hf:<dataset>"``, e.g. ``"hf:Skylion007/openwebtext"`` as in the paper (docs/design-notes.md §4): ``datasets`` streaming, field
-  ``text``, in stream order; needs the hub;
+- ``"hf:<dataset>"``, e.g. ``"hf:Skylion007/openwebtext"`` as in the paper (docs/design-notes.md §4):
+  ``datasets`` streaming, field ``text``, in stream order; needs the hub;
 - a list of ``Document`` or of plain strings (handy in tests and notebooks).
 
 Finite sources are shuffled per epoch with a seed, so the buffer sees the domains mixed; a stream keeps its order.

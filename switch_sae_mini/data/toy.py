@@ -1,7 +1,7 @@
 """Synthetic activations: the one home for made-up data (tests, exercises, quick demos and benchmarks).
 
-``ToyData``: each vector is a sparse non-negative combination of `n_features` random unit "true features" plus a mean offset
-and a little noise. Features come in `n_groups` groups and a vector only mixes features of one group, which
+``ToyData``: each vector is a sparse non-negative combination of `n_features` random unit "true features" plus a
+mean offset and a little noise. Features come in `n_groups` groups and a vector only mixes features of one group, which
 mimics the domain structure a Switch SAE's router can exploit.
 
 ``synthetic_batches``: activation-like batches for timing training steps, where only shapes and a realistic

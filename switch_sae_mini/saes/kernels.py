@@ -12,8 +12,8 @@ paper's reference code pays in full (docs/design-notes.md §5). Here:
 - decoder: embedding_bag forward (docs/design-notes.md §9); backward W_dec.grad = S(values)^T grad_out, the same CSR
   product, and the values' gradient from embedding_bag's fused per-sample-weights backward.
 
-Every function here has a plain-autograd twin in base.py / topk.py / switch.py (SAEConfig(fused=False)); tests/test_kernels.py
-pins values and all gradients of the two together.
+Every function here has a plain-autograd twin in base.py / topk.py / switch.py (SAEConfig(fused=False));
+tests/test_kernels.py pins values and all gradients of the two together.
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ class SwitchSAE(SAEBase):
         return torch.cat(values)[inverse], torch.cat(indices)[inverse]
 
     def _masked_topk(self, x_centered: Tensor, expert_idx: Tensor, gate: Tensor) -> tuple[Tensor, Tensor]:
-        """The reference form: all latents, mask to the routed expert, scale, TopK over d_sae (docs/design-notes.md §1)."""
+        """The reference form: all latents, mask to the routed expert, scale, TopK over d_sae
+        (docs/design-notes.md §1)."""
         cfg = self.cfg
         pre = torch.relu(x_centered @ self.W_enc)  # (batch, d_sae): E times the routed work
         mask = F.one_hot(expert_idx, cfg.n_experts).repeat_interleave(cfg.d_expert, dim=-1)

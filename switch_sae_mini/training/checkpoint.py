@@ -161,7 +161,6 @@ def load_training_state(path: str | os.PathLike, sae: SAEBase,
     state = json.loads(trainer_json.read_text())
     load_state(sae, _read_tensors(folder / "model.safetensors", raw.get("weights_sha256")), str(path))
     tensors = _read_tensors(folder / "trainer.safetensors", state.get("trainer_sha256"))
-    device = next(sae.parameters()).device
     for name, p in sae.named_parameters():
         entries = {k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"adam.{name}.")}
         if entries:

@@ -2,7 +2,8 @@
 
     torchrun --nproc_per_node=8 -m switch_sae_mini distributed --mode expert --arch switch --n-experts 32 ...
 
-One step of either mode is `step.training_step` with distributed hooks and equals it on the concatenation of the ranks' batches (rank order), up to
+One step of either mode is `step.training_step` with distributed hooks, and equals a single-process step on the
+concatenation of the ranks' batches (rank order), up to
 float rounding (tests/test_distributed.py):
 
 - gradients: each rank backpropagates its local mean loss; the gradients are summed weighted by n_local / n_global

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
 
 from ..config import SAEConfig, TrainConfig
@@ -75,7 +74,6 @@ def train(sae: SAEBase | SAEConfig, batches: Iterable[Tensor], cfg: TrainConfig 
         sae.to(device)
     device = next(sae.parameters()).device
     sae.train()
-    arch = sae.cfg.arch
     base_lr = cfg.learning_rate(sae.cfg.d_sae)
     optimizer = make_optimizer(sae, base_lr)
 
