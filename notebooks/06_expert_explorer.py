@@ -82,7 +82,7 @@ model = ssm.load_model(MODEL, device=device)
 saes, train_acts = {}, None
 for n_experts in EXPERTS:
     path = Path(CHECKPOINT_DIR) / f"switch_E{n_experts}" if CHECKPOINT_DIR else None
-    if path is not None and (path / "config.json").exists():
+    if path is not None and ssm.has_checkpoint(path):
         saes[f"E={n_experts}"] = ssm.load(path, device=device)
         print(f"E={n_experts:<3} loaded from {path}")
         continue

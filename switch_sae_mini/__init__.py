@@ -17,17 +17,19 @@ from .classroom import checks, notebook
 from .config import ConfigError, SAEConfig, TrainConfig
 from .data import activations, corpus, models
 from .data.models import BUNDLED_MODEL, load_model
+from .errors import SwitchSAEError, TrainingDivergedError
 from .saes import ForwardOutput, InputError, ReLUSAE, SwitchSAE, TopKSAE, load_balance_loss, make_sae, metrics, route
-from .training import CheckpointError, TrainResult, load, save, train
+from .training import CheckpointError, TrainResult, has_checkpoint, load, save, train
 
 gpu = device  # the module's name before 0.2.0 (see CHANGELOG.md)
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "SAEConfig", "TrainConfig", "ConfigError", "InputError", "CheckpointError",
+    "SAEConfig", "TrainConfig", "ConfigError", "InputError", "CheckpointError", "SwitchSAEError",
+    "TrainingDivergedError",
     "make_sae", "ReLUSAE", "TopKSAE", "SwitchSAE", "ForwardOutput", "route", "load_balance_loss",
-    "train", "TrainResult", "save", "load", "load_model", "BUNDLED_MODEL",
+    "train", "TrainResult", "save", "load", "has_checkpoint", "load_model", "BUNDLED_MODEL",
     "activations", "analysis", "checks", "corpus", "device", "evaluation", "models", "flops", "gpu", "metrics",
     "notebook", "paper", "plotting", "__version__",
 ]

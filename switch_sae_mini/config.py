@@ -12,10 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .errors import SwitchSAEError
+
 ARCHS = ("relu", "topk", "switch")
 
 
-class ConfigError(ValueError):
+class ConfigError(SwitchSAEError, ValueError):
     """A configuration field has an invalid value; the message names the field and the fix."""
 
 
@@ -146,6 +148,8 @@ class TrainConfig(_Config):
     """Record metrics in the history every this many steps (and at the last step)."""
     checkpoint_every: int = 0
     """Save a resumable checkpoint every this many steps into checkpoint_dir (0: only at the end if a dir is set)."""
+    keep_checkpoints: int = 2
+    """How many training snapshots checkpoint_dir keeps (the newest ones); a damaged newest one then falls back."""
 
     def __post_init__(self) -> None:
         _check(_is_int(self.n_steps) and self.n_steps > 0,
@@ -163,6 +167,8 @@ class TrainConfig(_Config):
             value = getattr(self, name)
             _check(_is_int(value) and value >= 0, f"TrainConfig.{name} must be an int >= 0, got {value!r}.")
         _check(self.log_every > 0, "TrainConfig.log_every must be >= 1.")
+        _check(_is_int(self.keep_checkpoints) and self.keep_checkpoints >= 1,
+               f"TrainConfig.keep_checkpoints must be an int >= 1, got {self.keep_checkpoints!r}.")
 
     def learning_rate(self, d_sae: int) -> float:
         """The configured LR, or the paper's width-scaled default."""

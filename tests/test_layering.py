@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "switch_sae_mini"
 NAME = "switch_sae_mini"
 
 TIERS = [
+    {"errors"},
     {"config"},
     {"flops"},
     {"device", "paper"},

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import SwitchSAEError
+
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"  # present in a source checkout only
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -39,7 +41,7 @@ HIDDEN_CHECKS: dict[str, str] = {
 }
 
 
-class AssignmentError(ValueError):
+class AssignmentError(SwitchSAEError, ValueError):
     """A notebook's exercise markup is malformed; the message names the notebook, the cell and the fix."""
 
 

@@ -11,10 +11,11 @@ import torch
 
 from .. import flops
 from ..config import SAEConfig
+from ..errors import SwitchSAEError
 from ..saes import SwitchSAE, geometric_median, load_balance_loss, route, topk_activation
 
 
-class CheckFailed(AssertionError):
+class CheckFailed(SwitchSAEError, AssertionError):
     """The learner's function gave a wrong answer; the message says what to look at."""
 
 

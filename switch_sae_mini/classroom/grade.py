@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import SwitchSAEError
 from .assignments import (BEGIN_HIDDEN, END_HIDDEN, METADATA_KEY, NOTEBOOKS_DIR, AssignmentError, is_check_cell,
                           load_notebook, nbgrader_meta, replace_regions, source_paths, with_hidden_checks)
 
@@ -32,7 +33,7 @@ TIMEOUT_ENAME = "CellTimeout"
 PROBE_SECONDS = 15  # after an interrupt, the kernel gets min(this, --timeout) s to accept new work, or we stop
 
 
-class GradingError(ValueError):
+class GradingError(SwitchSAEError, ValueError):
     """The submission cannot be graded (not a notebook, unknown assignment); the message says what to do."""
 
 

@@ -24,7 +24,7 @@ from .flags import add_config_flags, config_from_args
 def _train(args: argparse.Namespace) -> int:
     from ..data.batches import load_activations, shuffled_batches
     from ..saes import metrics
-    from ..training import save, train
+    from ..training import train
 
     acts = load_activations(args.activations, args.key)
     n_eval = max(1, int(args.eval_fraction * acts.shape[0]))
@@ -41,8 +41,6 @@ def _train(args: argparse.Namespace) -> int:
     final = metrics.evaluate_sae(result.sae, eval_acts.split(args.batch_size))
     final["dead_fraction"] = metrics.dead_fraction(result.sae)
     final["train_seconds"] = round(result.wall_time, 2)
-    if args.out:
-        save(result.sae, args.out)
     print(json.dumps({"sae": sae_cfg.to_dict(), "held_out_metrics": final}, indent=2))
     return 0
 
@@ -99,7 +97,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 SAE_FIELDS = ("arch", "d_sae", "k", "n_experts", "l1_coeff", "lb_coeff", "auxk_coeff", "dead_after_tokens", "gate")
-TRAIN_FIELDS = ("n_steps", "lr", "seed", "checkpoint_every")
+TRAIN_FIELDS = ("n_steps", "lr", "seed", "checkpoint_every", "keep_checkpoints")
 
 
 def register(sub) -> None:
@@ -111,7 +109,8 @@ def register(sub) -> None:
     t.add_argument("--batch-size", type=int, default=4096, help="activations per step (default: %(default)s)")
     t.add_argument("--eval-fraction", type=float, default=0.05,
                    help="held out for the final metrics (default: %(default)s)")
-    t.add_argument("--out", help="checkpoint folder (training state is saved there too)")
+    t.add_argument("--out", help="checkpoint folder: training snapshots, the last one at the end (load it with "
+                                 "switch_sae_mini.load)")
     t.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(run=_train)

@@ -38,11 +38,12 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..errors import SwitchSAEError
 from .models import default_hook
 from .sources import SourceError, make_source
 
 
-class UnknownHookError(KeyError):
+class UnknownHookError(SwitchSAEError, KeyError):
     """The hook name does not exist in the model; the message lists close matches."""
 
     def __str__(self) -> str:  # KeyError would print the message with quotes

@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..errors import SwitchSAEError
 from .activations import ActivationBuffer, TokenMetadata
 
 
-class ActivationFileError(ValueError):
+class ActivationFileError(SwitchSAEError, ValueError):
     """An activations file that cannot be read as a float matrix [n, d_in]; the message says what to do."""
 
 

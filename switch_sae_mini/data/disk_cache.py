@@ -31,6 +31,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..errors import SwitchSAEError
 from .activations import ActivationBuffer, TokenMetadata
 from .models import model_fingerprint
 
@@ -41,7 +42,7 @@ MATCH_KEYS = ("model_name", "model_fingerprint", "hook", "source", "split", "con
               "keep_bos", "n_contexts", "seed")
 
 
-class CacheMismatchError(ValueError):
+class CacheMismatchError(SwitchSAEError, ValueError):
     """An existing cache was made with other settings (model, hook, ...) than requested."""
 
 

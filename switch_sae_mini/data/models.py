@@ -26,11 +26,13 @@ from urllib.parse import urlparse
 
 import torch
 
+from ..errors import SwitchSAEError
+
 BUNDLED_MODEL = "tiny-gpt2"
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny_gpt2"
 
 
-class ModelUnavailableError(OSError):
+class ModelUnavailableError(SwitchSAEError, OSError):
     """The requested model cannot be loaded here (e.g. a hub name while offline)."""
 
 

@@ -20,6 +20,7 @@ import random
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from ..errors import SwitchSAEError
 from .corpus import DOMAINS, Document, load_corpus
 from .models import hub_is_offline, hub_reachable
 
@@ -27,7 +28,7 @@ TEXT_SUFFIXES = (".txt", ".md", ".rst")
 HF_PREFIX = "hf:"
 
 
-class SourceError(ValueError):
+class SourceError(SwitchSAEError, ValueError):
     """A text source is unknown, empty or unavailable; the message says how to fix it."""
 
 

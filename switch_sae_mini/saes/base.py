@@ -15,9 +15,10 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from ..config import SAEConfig
+from ..errors import SwitchSAEError
 
 
-class InputError(ValueError):
+class InputError(SwitchSAEError, ValueError):
     """Activations of the wrong shape or with non-finite values."""
 
 
@@ -97,8 +98,13 @@ def geometric_median(points: Float[Tensor, "n d"], max_iter: int = 100, tol: flo
 
 
 
-def check_input(x: Tensor, d_in: int) -> None:
-    """Raise InputError for activations that cannot be encoded."""
+def check_input(x: Tensor, d_in: int, like: Tensor | None = None) -> Tensor:
+    """Raise InputError for activations that cannot be encoded; return them in `like`'s dtype.
+
+    The dtype boundary: activations in any floating dtype (float16 and bfloat16 as a GPU harvest gives them,
+    float64) are cast to the SAE's parameter dtype, so x_hat and the losses come back in the SAE's dtype. To run
+    an SAE in another precision, convert the SAE (``sae.double()``); autocast works on CUDA.
+    """
     if not isinstance(x, Tensor):
         raise InputError(f"activations must be a torch.Tensor, got {type(x).__name__}.")
     if x.ndim < 1 or x.shape[-1] != d_in:
@@ -109,6 +115,14 @@ def check_input(x: Tensor, d_in: int) -> None:
         raise InputError(f"activations are empty (shape {tuple(x.shape)}); pass at least one token.")
     if not x.is_floating_point():
         raise InputError(f"activations must be floating point, got dtype {x.dtype}.")
+    if like is None:
+        return x
+    if x.device != like.device:
+        raise InputError(f"activations are on {x.device} but the SAE is on {like.device}; move one of them "
+                         f"(x.to({str(like.device)!r}) or sae.to(...)).")
+    if torch.is_autocast_enabled(like.device.type):
+        return x  # autocast chooses the matmul precision
+    return x.to(like.dtype)
 
 
 # ----------------------------------------------------------------------------- modules

@@ -25,7 +25,7 @@ class ReLUSAE(SAEBase):
 
     def forward(self, x: Float[Tensor, "batch d_in"], l1_scale: float = 1.0) -> ForwardOutput:
         """l1_scale multiplies l1_coeff (the trainer's L1 warm-up)."""
-        check_input(x, self.cfg.d_in)
+        x = check_input(x, self.cfg.d_in, self.W_dec)
         latents = torch.relu(x @ self.W_enc + self.b_enc)  # no pre-encoder bias in this recipe
         x_hat = latents @ self.W_dec + self.b_dec
         mse = mse_per_element(x_hat, x)

@@ -74,7 +74,7 @@ class SwitchSAE(SAEBase):
     def forward(self, x: Float[Tensor, "batch d_in"], routed: bool | None = None) -> ForwardOutput:
         """routed=None follows cfg.routed; False runs the masked-dense reference (same values and gradients).
         cfg.fused picks the sparse-gradient kernels (default) or plain autograd for the routed path and decoder."""
-        check_input(x, self.cfg.d_in)
+        x = check_input(x, self.cfg.d_in, self.W_dec)
         lead = x.shape[:-1]
         x_flat = x.reshape(-1, self.cfg.d_in)
         routing = self.route(x_flat)

@@ -60,7 +60,7 @@ class TopKSAE(SAEBase):
         return (x - self.b_dec) @ self.W_enc + self.b_enc
 
     def forward(self, x: Float[Tensor, "batch d_in"]) -> ForwardOutput:
-        check_input(x, self.cfg.d_in)
+        x = check_input(x, self.cfg.d_in, self.W_dec)
         if self.cfg.fused:
             return self._fused_forward(x)
         pre = self.pre_activations(x)

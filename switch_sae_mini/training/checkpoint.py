@@ -1,11 +1,14 @@
-"""Checkpoints: a folder with safetensors tensors + JSON, each file written atomically (temp file + rename).
+"""Checkpoints: safetensors tensors + JSON in snapshot folders that are atomic as a whole (snapshots.py).
 
-    <dir>/config.json        format tag, SAEConfig, sha256 of the weights file
-    <dir>/model.safetensors  parameters and buffers (dead-latent counters included)
-    <dir>/trainer.json       (training checkpoints) step, TrainConfig, history, optimizer hyperparameters
-    <dir>/trainer.safetensors  Adam moments and the RNG state
+    save(sae, folder)                    a weights-only snapshot: config.json + model.safetensors
+    train(..., checkpoint_dir=folder)    training snapshots: + trainer.json (step, TrainConfig, history) and
+                                         trainer.safetensors (Adam moments, RNG state)
+    load(folder)                         the SAE of the latest snapshot, training or weights-only
+    train(..., resume=True)              continues from the latest complete training snapshot
 
-No pickles are ever read. A truncated or foreign file raises CheckpointError with what to do.
+Every file of a snapshot is hashed in its manifest (config.json included), so damage or a hand edit is detected.
+Folders written by 0.1.0 (config.json and model.safetensors at the top, format_version 1) still load; their
+config.json was not hashed, only the weights. No pickles are ever read.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -23,38 +25,53 @@ from safetensors.torch import load_file, save_file
 
 from ..config import ConfigError, SAEConfig
 from ..saes import SAEBase, make_sae
+from .snapshots import CheckpointError, find_snapshot, is_snapshot_folder, write_snapshot
 
 FORMAT = "switch_sae_mini.sae"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FILES = ("config.json", "model.safetensors", "trainer.json", "trainer.safetensors")
+
+__all__ = ["CheckpointError", "load", "load_training_state", "read_config", "save", "save_training_state"]
 
 
-class CheckpointError(ValueError):
-    """The path is not a usable checkpoint of this package (missing, truncated, foreign or mismatched)."""
+class Checkpoint(NamedTuple):
+    files: Path
+    """The folder holding config.json, model.safetensors (and trainer.* for training checkpoints)."""
+    cfg: SAEConfig
+    raw: dict[str, Any]
+    """config.json as read."""
+    verified: bool
+    """Every file was checked against a manifest (format 2); 0.1.0 folders only hashed the weights."""
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temp file in the same folder, fsync, then rename over `path` (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_json(data: dict[str, Any]):
+    return lambda path: path.write_text(json.dumps(data, indent=2))
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2)))
-
-
-def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
+def _write_tensors(tensors: dict[str, torch.Tensor]):
     tensors = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp))
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return lambda path: save_file(tensors, str(path))
+
+
+def _sae_files(sae: SAEBase) -> dict:
+    return {"config.json": _write_json({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                        "sae_config": sae.cfg.to_dict()}),
+            "model.safetensors": _write_tensors(sae.state_dict())}
+
+
+def _drop_legacy_files(folder: Path) -> None:
+    """After a new snapshot is in place, remove a 0.1.0 checkpoint's top-level files (one truth per folder)."""
+    for name in LEGACY_FILES:
+        (folder / name).unlink(missing_ok=True)
+
+
+def save(sae: SAEBase, path: str | os.PathLike, keep: int = 2) -> Path:
+    """Save an SAE's weights and config as a new snapshot of folder `path` (created if needed); `keep` snapshots
+    are kept in all. Returns the folder, which `load` reads."""
+    folder = Path(path)
+    write_snapshot(folder, _sae_files(sae), keep=keep)
+    _drop_legacy_files(folder)
+    return folder
 
 
 def _read_tensors(path: Path, expected_sha: str | None = None) -> dict[str, torch.Tensor]:
@@ -69,26 +86,7 @@ def _read_tensors(path: Path, expected_sha: str | None = None) -> dict[str, torc
         raise CheckpointError(f"{path} is not a readable safetensors file ({exc}).") from exc
 
 
-def save(sae: SAEBase, path: str | os.PathLike) -> Path:
-    """Save an SAE's weights and config into folder `path` (created if needed). Returns the folder."""
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise CheckpointError(f"save() needs a folder path, but {folder} is a file; pick another path.")
-    sha = _write_tensors(folder / "model.safetensors", sae.state_dict())
-    _write_json(folder / "config.json", {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                         "sae_config": sae.cfg.to_dict(), "weights_sha256": sha})
-    return folder
-
-
-def read_config(path: str | os.PathLike) -> tuple[SAEConfig, dict[str, Any]]:
-    """(SAEConfig, raw config.json) of a checkpoint folder, with clear errors for anything else."""
-    folder = Path(path)
-    config_path = folder / "config.json" if folder.is_dir() else folder
-    if not config_path.exists():
-        raise CheckpointError(f"No checkpoint at {folder}: expected a folder written by switch_sae_mini.save().")
-    if config_path.name != "config.json":
-        raise CheckpointError(f"{folder} is a file, not a checkpoint folder written by switch_sae_mini.save(); "
-                              f"pass the folder that holds config.json and model.safetensors.")
+def _parse_config(config_path: Path) -> tuple[SAEConfig, dict[str, Any]]:
     try:
         raw = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -96,7 +94,7 @@ def read_config(path: str | os.PathLike) -> tuple[SAEConfig, dict[str, Any]]:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{config_path} is not a switch_sae_mini checkpoint (format tag missing).")
     if raw.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{folder} was written by a newer switch_sae_mini (format "
+        raise CheckpointError(f"{config_path.parent} was written by a newer switch_sae_mini (format "
                               f"{raw['format_version']}); upgrade the package to load it.")
     try:
         return SAEConfig.from_dict(raw["sae_config"]), raw
@@ -104,14 +102,70 @@ def read_config(path: str | os.PathLike) -> tuple[SAEConfig, dict[str, Any]]:
         raise CheckpointError(f"{config_path} holds an invalid SAE config: {exc}") from exc
 
 
-def load(path: str | os.PathLike, arch: str | None = None, device: str | torch.device = "cpu") -> SAEBase:
-    """Load an SAE saved by `save`. If `arch` is given, a checkpoint of another architecture is an error."""
-    cfg, raw = read_config(path)
-    if arch is not None and cfg.arch != arch:
-        raise CheckpointError(f"{path} holds a {cfg.arch!r} SAE but arch={arch!r} was requested; load it "
+def open_checkpoint(path: str | os.PathLike, *, training: bool = False, fallback: bool = False) -> Checkpoint:
+    """Locate and verify a checkpoint: a snapshot folder (format 2) or a 0.1.0 folder.
+
+    training=True wants training state (the newest snapshot that has it). fallback=True skips damaged snapshots
+    (with a warning) instead of raising.
+    """
+    folder = Path(path)
+    if folder.is_file():
+        raise CheckpointError(f"{folder} is a file, not a checkpoint folder written by switch_sae_mini.save(); "
+                              f"pass the folder that holds the checkpoint.")
+    if is_snapshot_folder(folder):
+        if training:
+            try:
+                snapshot, _ = find_snapshot(folder, fallback=True, accept=_has_trainer)
+            except CheckpointError:
+                if _holds_weights_only(folder):
+                    raise CheckpointError(f"{folder} holds weights only (no training state); it cannot resume "
+                                          f"training. Load it with switch_sae_mini.load() instead.") from None
+                raise
+        else:
+            snapshot, _ = find_snapshot(folder, fallback=fallback)
+        cfg, raw = _parse_config(snapshot / "config.json")
+        return Checkpoint(snapshot, cfg, raw, verified=True)
+    if not (folder / "config.json").exists():
+        raise CheckpointError(f"No checkpoint at {folder}: expected a folder written by switch_sae_mini.save().")
+    cfg, raw = _parse_config(folder / "config.json")  # a 0.1.0 checkpoint
+    if training and not (folder / "trainer.json").exists():
+        raise CheckpointError(f"{folder} holds weights only (no trainer.json); it cannot resume training. "
+                              f"Load it with switch_sae_mini.load() instead.")
+    return Checkpoint(folder, cfg, raw, verified=False)
+
+
+def _has_trainer(manifest: dict[str, Any]) -> bool:
+    return "trainer.json" in manifest["files"]
+
+
+def _holds_weights_only(folder: Path) -> bool:
+    try:
+        find_snapshot(folder, fallback=True, accept=lambda m: not _has_trainer(m))
+    except CheckpointError:
+        return False
+    return True
+
+
+def read_config(path: str | os.PathLike) -> tuple[SAEConfig, dict[str, Any]]:
+    """(SAEConfig, raw config.json) of a checkpoint folder, with clear errors for anything else."""
+    ckpt = open_checkpoint(path)
+    return ckpt.cfg, ckpt.raw
+
+
+def load(path: str | os.PathLike, arch: str | None = None, device: str | torch.device = "cpu",
+         fallback: bool = False) -> SAEBase:
+    """Load the SAE of the latest snapshot in `path` (or a 0.1.0 checkpoint folder).
+
+    arch: if given, a checkpoint of another architecture is an error. fallback=True: if the latest snapshot is
+    damaged, load the newest complete one instead (with a warning); by default damage raises CheckpointError.
+    """
+    ckpt = open_checkpoint(path, fallback=fallback)
+    if arch is not None and ckpt.cfg.arch != arch:
+        raise CheckpointError(f"{path} holds a {ckpt.cfg.arch!r} SAE but arch={arch!r} was requested; load it "
                               f"without arch= or pick a {arch!r} checkpoint.")
-    tensors = _read_tensors(Path(path) / "model.safetensors", raw.get("weights_sha256"))
-    sae = make_sae(cfg)
+    legacy_sha = None if ckpt.verified else ckpt.raw.get("weights_sha256")
+    tensors = _read_tensors(ckpt.files / "model.safetensors", legacy_sha)
+    sae = make_sae(ckpt.cfg)
     load_state(sae, tensors, source=str(path))
     return sae.to(device)
 
@@ -131,36 +185,42 @@ def load_state(sae: SAEBase, tensors: dict[str, torch.Tensor], source: str = "ch
 
 
 def save_training_state(path: str | os.PathLike, sae: SAEBase, optimizer: torch.optim.Optimizer,
-                        trainer_state: dict[str, Any]) -> Path:
-    """A resumable checkpoint: the SAE (as `save`) plus Adam moments, RNG and the trainer's JSON state."""
-    folder = save(sae, path)
+                        trainer_state: dict[str, Any], keep: int = 2) -> Path:
+    """A resumable snapshot: the SAE (as `save`) plus Adam moments, RNG and the trainer's JSON state
+    (trainer_state["step"] names the snapshot). All files become visible together or not at all."""
     names = {id(p): n for n, p in sae.named_parameters()}
-    params = optimizer.param_groups[0]["params"]
     tensors = {"rng.torch": torch.get_rng_state()}
-    for p in params:
+    for p in optimizer.param_groups[0]["params"]:
         for key, value in optimizer.state.get(p, {}).items():
             tensors[f"adam.{names[id(p)]}.{key}"] = torch.as_tensor(value)
-    sha = _write_tensors(folder / "trainer.safetensors", tensors)
     hyper = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
-    _write_json(folder / "trainer.json", {**trainer_state, "optimizer": hyper, "trainer_sha256": sha})
+    files = {**_sae_files(sae), "trainer.safetensors": _write_tensors(tensors),
+             "trainer.json": _write_json({**trainer_state, "optimizer": hyper})}
+    folder = Path(path)
+    write_snapshot(folder, files, step=int(trainer_state["step"]), keep=keep)
+    _drop_legacy_files(folder)
     return folder
+
+
+def has_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether `path` holds any checkpoint (a snapshot or a 0.1.0 folder)."""
+    folder = Path(path)
+    return is_snapshot_folder(folder) or (folder / "config.json").exists()
 
 
 def load_training_state(path: str | os.PathLike, sae: SAEBase,
                         optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore `sae`, `optimizer` and the torch RNG from `path`; returns the trainer's JSON state."""
-    cfg, raw = read_config(path)
-    if cfg != sae.cfg:
-        raise CheckpointError(f"{path} was trained with {cfg} but the SAE to resume has {sae.cfg}; resume "
+    """Restore `sae`, `optimizer` and the torch RNG from the newest complete training snapshot in `path`
+    (a damaged newer one is skipped with a warning); returns the trainer's JSON state."""
+    ckpt = open_checkpoint(path, training=True)
+    if ckpt.cfg != sae.cfg:
+        raise CheckpointError(f"{path} was trained with {ckpt.cfg} but the SAE to resume has {sae.cfg}; resume "
                               f"with the same SAEConfig (or start a new run).")
-    folder = Path(path)
-    trainer_json = folder / "trainer.json"
-    if not trainer_json.exists():
-        raise CheckpointError(f"{folder} holds weights only (no trainer.json); it cannot resume training. "
-                              f"Load it with switch_sae_mini.load() instead.")
-    state = json.loads(trainer_json.read_text())
-    load_state(sae, _read_tensors(folder / "model.safetensors", raw.get("weights_sha256")), str(path))
-    tensors = _read_tensors(folder / "trainer.safetensors", state.get("trainer_sha256"))
+    state = json.loads((ckpt.files / "trainer.json").read_text())
+    legacy = not ckpt.verified
+    load_state(sae, _read_tensors(ckpt.files / "model.safetensors",
+                                  ckpt.raw.get("weights_sha256") if legacy else None), str(path))
+    tensors = _read_tensors(ckpt.files / "trainer.safetensors", state.get("trainer_sha256") if legacy else None)
     for name, p in sae.named_parameters():
         entries = {k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"adam.{name}.")}
         if entries:

@@ -138,7 +138,7 @@ def expert_parallel_forward(shard: ExpertShard, x: Float[Tensor, "batch d_in"],
     """One expert-parallel forward of this rank's batch; every rank must call it (collectives inside).
     Always the routed sparse-gradient kernels (SAEConfig.fused=True's path; same values as the other paths)."""
     cfg, n_local = shard.cfg, shard.n_local_experts
-    check_input(x, cfg.d_in)
+    x = check_input(x, cfg.d_in, shard.W_dec)
     routing = route(x, shard.W_router, shard.b_router)
     gate = gate_values(routing, cfg.gate)
 

@@ -16,9 +16,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..config import TrainConfig
+from ..errors import TrainingDivergedError
 from ..saes import metrics
 from ..saes.base import SAEBase
-from ..config import TrainConfig
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -49,8 +50,9 @@ def make_optimizer(sae: torch.nn.Module, lr: float) -> torch.optim.Adam:
 def check_finite(loss: float, step: int) -> None:
     """Stop at the step whose loss is NaN/inf, before the optimizer applies it."""
     if not torch.isfinite(torch.as_tensor(loss)):
-        raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning rate "
-                                 f"(TrainConfig.lr) or check the activations' scale.")
+        raise TrainingDivergedError(f"loss became {float(loss)} at step {step}; lower the learning rate "
+                                    f"(TrainConfig.lr) or check the activations' scale. Checkpoints written "
+                                    f"before this step are intact.")
 
 
 class StepHooks:

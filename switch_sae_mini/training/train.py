@@ -6,6 +6,7 @@ feeds it batches, logs metrics, shows progress and checkpoints.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -13,10 +14,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ..config import SAEConfig, TrainConfig
+from ..config import ConfigError, SAEConfig, TrainConfig
+from ..errors import TrainingDivergedError
 from ..saes import InputError, SAEBase, make_sae, metrics
 from ..saes.routing import expert_counts
-from .checkpoint import load_training_state, save_training_state
+from .checkpoint import has_checkpoint, load_training_state, save_training_state
 from .step import make_optimizer, training_step
 
 Callback = Callable[[int, dict[str, float], SAEBase], None]
@@ -48,6 +50,14 @@ def _check_batch(x: Any, step: int, d_in: int) -> Tensor:
     return x.reshape(-1, d_in)
 
 
+def _check_finite_weights(sae: SAEBase, steps_done: int) -> None:
+    bad = [name for name, p in sae.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise TrainingDivergedError(f"parameters {bad} became NaN/inf by step {steps_done} (the update of a finite "
+                                    f"loss overflowed); lower the learning rate (TrainConfig.lr). The checkpoint "
+                                    f"was not written; earlier ones are intact.")
+
+
 def _progress(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
@@ -63,8 +73,11 @@ def train(sae: SAEBase | SAEConfig, batches: Iterable[Tensor], cfg: TrainConfig 
 
     sae: a module from make_sae, or an SAEConfig (then built after seeding with cfg.seed).
     callbacks: called as fn(step, row, sae) at every logged step (e.g. a wandb logger).
-    checkpoint_dir + resume=True continues from the checkpoint there; the first `step` batches of `batches` are
-    skipped so that a deterministic iterable yields the same run as an uninterrupted one.
+    checkpoint_dir: training snapshots are written there every cfg.checkpoint_every steps and at the end, each
+    atomic as a whole (training/snapshots.py); cfg.keep_checkpoints of them are kept.
+    resume=True continues from the newest complete training snapshot there (from step 0 if there is none yet);
+    the first `step` batches of `batches` are skipped so that a deterministic iterable yields the same run as an
+    uninterrupted one.
     """
     cfg = cfg or TrainConfig()
     if isinstance(sae, SAEConfig):
@@ -80,9 +93,13 @@ def train(sae: SAEBase | SAEConfig, batches: Iterable[Tensor], cfg: TrainConfig 
     start_step, history = 0, []
     if resume:
         if checkpoint_dir is None:
-            raise ValueError("resume=True needs checkpoint_dir= pointing at a training checkpoint.")
-        state = load_training_state(checkpoint_dir, sae, optimizer)
-        start_step, history = state["step"], state["history"]
+            raise ConfigError("resume=True needs checkpoint_dir= pointing at a training checkpoint.")
+        if has_checkpoint(checkpoint_dir):
+            state = load_training_state(checkpoint_dir, sae, optimizer)
+            start_step, history = state["step"], state["history"]
+        else:  # killed before its first checkpoint: nothing to resume, so the run starts over
+            warnings.warn(f"resume=True but {checkpoint_dir} holds no checkpoint yet; training from step 0.",
+                          RuntimeWarning, stacklevel=2)
     batch_iter = iter(batches)
     for _ in range(start_step):  # replay the data stream up to where the checkpoint stopped
         next(batch_iter, None)
@@ -121,8 +138,10 @@ def train(sae: SAEBase | SAEConfig, batches: Iterable[Tensor], cfg: TrainConfig 
             bar.update(1)
         save_now = cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0
         if checkpoint_dir is not None and (save_now or step == cfg.n_steps - 1):
+            _check_finite_weights(sae, step + 1)  # never write a checkpoint that cannot be resumed from
             save_training_state(checkpoint_dir, sae, optimizer,
-                                {"step": step + 1, "train_config": cfg.to_dict(), "history": history})
+                                {"step": step + 1, "train_config": cfg.to_dict(), "history": history},
+                                keep=cfg.keep_checkpoints)
     if bar is not None:
         bar.close()
     sae.eval()
