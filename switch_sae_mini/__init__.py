@@ -18,7 +18,8 @@ from .config import ConfigError, SAEConfig, TrainConfig
 from .data import activations, corpus, models
 from .data.models import BUNDLED_MODEL, load_model
 from .errors import SwitchSAEError, TrainingDivergedError
-from .saes import ForwardOutput, InputError, ReLUSAE, SwitchSAE, TopKSAE, load_balance_loss, make_sae, metrics, route
+from .saes import (ForwardOutput, InputError, ReLUSAE, SwitchSAE, TopKSAE, load_balance_loss, make_sae, metrics,
+                   route)
 from .training import CheckpointError, TrainResult, has_checkpoint, load, save, train
 
 gpu = device  # the module's name before 0.2.0 (see CHANGELOG.md)

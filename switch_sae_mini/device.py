@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .config import SAEConfig
+from .errors import ArgumentError, UnavailableError
 from .flops import param_counts
 
 
@@ -35,19 +36,19 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
     try:
         device = torch.device(prefer)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"get_device: {prefer!r} is not a device name; "
+        raise ArgumentError(f"get_device: {prefer!r} is not a device name; "
                          f"use 'cpu', 'cuda', 'cuda:1' or 'mps'.") from err
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("get_device: 'cuda' was requested but no CUDA GPU is visible to torch; "
+            raise UnavailableError("get_device: 'cuda' was requested but no CUDA GPU is visible to torch; "
                                "use get_device() to fall back to the best available device.")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RuntimeError(f"get_device: {prefer!r} was requested but only {torch.cuda.device_count()} "
+            raise UnavailableError(f"get_device: {prefer!r} was requested but only {torch.cuda.device_count()} "
                                f"CUDA device(s) exist.")
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("get_device: 'mps' was requested but Apple MPS is not available on this machine.")
+        raise UnavailableError("get_device: 'mps' was requested but Apple MPS is not available on this machine.")
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"get_device: unsupported device type {device.type!r}; use 'cpu', 'cuda' or 'mps'.")
+        raise ArgumentError(f"get_device: unsupported device type {device.type!r}; use 'cpu', 'cuda' or 'mps'.")
     return device
 
 
@@ -77,7 +78,7 @@ def autocast_context(device: torch.device | str) -> contextlib.AbstractContextMa
 def set_seed(seed: int) -> None:
     """Seed Python's ``random``, NumPy and torch (all CUDA devices too, if present)."""
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
-        raise ValueError(f"set_seed: seed must be an int in [0, 2**32), got {seed!r}.")
+        raise ArgumentError(f"set_seed: seed must be an int in [0, 2**32), got {seed!r}.")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -162,12 +163,12 @@ def estimate_training_memory(cfg: SAEConfig, batch_size: int, dtype: torch.dtype
     Parameters, gradients and Adam state use ``dtype``; activations use ``activation_dtype`` (default: dtype).
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-        raise ValueError(f"estimate_training_memory: batch_size must be a positive int, got {batch_size!r}.")
+        raise ArgumentError(f"estimate_training_memory: batch_size must be a positive int, got {batch_size!r}.")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"estimate_training_memory: dtype must be a floating torch.dtype, got {dtype!r}.")
+        raise ArgumentError(f"estimate_training_memory: dtype must be a floating torch.dtype, got {dtype!r}.")
     act_dtype = dtype if activation_dtype is None else activation_dtype
     if not isinstance(act_dtype, torch.dtype) or not act_dtype.is_floating_point:
-        raise ValueError(f"estimate_training_memory: activation_dtype must be a floating torch.dtype, "
+        raise ArgumentError(f"estimate_training_memory: activation_dtype must be a floating torch.dtype, "
                          f"got {activation_dtype!r}.")
     nbytes, act_nbytes = dtype.itemsize, act_dtype.itemsize
     params = param_counts(cfg)["total"] * nbytes
@@ -216,7 +217,7 @@ _NAME_TOKENS: dict[str, list[set[str]]] = {
 def lookup_gpu(device_name: str) -> str:
     """The PEAK_FLOPS key for a GPU name (a key or a CUDA device name); clear error if unknown/ambiguous."""
     if not isinstance(device_name, str):
-        raise ValueError(f"lookup_gpu: device_name must be a str, got {type(device_name).__name__}.")
+        raise ArgumentError(f"lookup_gpu: device_name must be a str, got {type(device_name).__name__}.")
     for key in PEAK_FLOPS:
         if device_name.strip().lower() == key.lower():
             return key
@@ -224,7 +225,7 @@ def lookup_gpu(device_name: str) -> str:
     found = [key for key, options in _NAME_TOKENS.items() if any(opt <= tokens for opt in options)]
     if len(found) != 1:
         problem = "matches several" if found else "is not one of the known"
-        raise ValueError(f"GPU name {device_name!r} {problem} GPUs; known names: {sorted(PEAK_FLOPS)}. "
+        raise ArgumentError(f"GPU name {device_name!r} {problem} GPUs; known names: {sorted(PEAK_FLOPS)}. "
                          f"For another GPU compute flops_per_second / its datasheet peak yourself.")
     return found[0]
 
@@ -233,14 +234,14 @@ def mfu(flops_per_second: float, device_name: str, dtype: str = "bf16") -> float
     """Model FLOPs utilisation: achieved FLOP/s divided by the GPU's dense datasheet peak for dtype."""
     if isinstance(flops_per_second, bool) or not isinstance(flops_per_second, (int, float)) \
             or not math.isfinite(flops_per_second) or flops_per_second < 0:
-        raise ValueError(f"mfu: flops_per_second must be a finite number >= 0, got {flops_per_second!r}.")
+        raise ArgumentError(f"mfu: flops_per_second must be a finite number >= 0, got {flops_per_second!r}.")
     key = lookup_gpu(device_name)
     peaks = PEAK_FLOPS[key]
     if dtype not in peaks:
-        raise ValueError(f"mfu: dtype must be one of {sorted(peaks)}, got {dtype!r}.")
+        raise ArgumentError(f"mfu: dtype must be one of {sorted(peaks)}, got {dtype!r}.")
     peak = peaks[dtype]
     if peak is None:
-        raise ValueError(f"mfu: the {key} has no {dtype} support; use dtype='fp16' or 'fp32'.")
+        raise ArgumentError(f"mfu: the {key} has no {dtype} support; use dtype='fp16' or 'fp32'.")
     return flops_per_second / (peak * 1e12)
 
 

@@ -9,6 +9,7 @@ digit.
 from __future__ import annotations
 
 from .config import ConfigError, SAEConfig
+from .errors import ArgumentError
 
 ITEMS = ("router", "encoder", "decoder")
 
@@ -52,7 +53,7 @@ def training_flops(cfg: SAEConfig, *, backward_factor: int = 2) -> dict[str, int
     and ignores the router and decoder.
     """
     if not isinstance(backward_factor, int) or isinstance(backward_factor, bool) or backward_factor < 0:
-        raise ValueError(f"training_flops: backward_factor must be an int >= 0, got {backward_factor!r}.")
+        raise ArgumentError(f"training_flops: backward_factor must be an int >= 0, got {backward_factor!r}.")
     fwd = forward_flops(cfg)
     return _with_total({name: (1 + backward_factor) * fwd[name] for name in ITEMS})
 
@@ -71,7 +72,8 @@ def param_counts(cfg: SAEConfig) -> dict[str, int]:
 
 
 def flop_matched(cfg_topk: SAEConfig, n_experts: int) -> SAEConfig:
-    """Switch SAE whose experts are each as wide as the dense TopK SAE: d_sae = cfg_topk.d_sae * E (§8.2).
+    """Switch SAE whose experts are each as wide as the dense TopK SAE: d_sae = cfg_topk.d_sae * E
+    (docs/design-notes.md §5).
 
     Per-token encoder FLOPs equal the TopK SAE's up to the router (+2 d_in E); parameters grow about E x.
     """
@@ -81,7 +83,8 @@ def flop_matched(cfg_topk: SAEConfig, n_experts: int) -> SAEConfig:
 
 
 def width_matched(cfg_topk: SAEConfig, n_experts: int) -> SAEConfig:
-    """Switch SAE with the dense TopK SAE's total width split into E experts of d_sae / E latents (§8.2).
+    """Switch SAE with the dense TopK SAE's total width split into E experts of d_sae / E latents
+    (docs/design-notes.md §5).
 
     Parameters are equal up to the router (d_in E + d_in, minus the d_sae encoder bias); encoder FLOPs are E x
     smaller.
@@ -101,14 +104,14 @@ def width_matched(cfg_topk: SAEConfig, n_experts: int) -> SAEConfig:
 def ledger_table(cfgs: dict[str, SAEConfig]) -> str:
     """Plain-text table of forward MFLOP per token and parameters, one row per named config.
 
-    "x first" is the total forward FLOPs relative to the first row. (Spec §8.2's ratio column is
-    encoder + router only, without the decoder's 2 k d_in.)
+    "x first" is the total forward FLOPs relative to the first row. (The ratio column of the GPT-2 table in
+    docs/design-notes.md §5 is encoder + router only, without the decoder's 2 k d_in.)
     """
     if not isinstance(cfgs, dict) or not cfgs:
-        raise ValueError("ledger_table: cfgs must be a non-empty dict {name: SAEConfig}.")
+        raise ArgumentError("ledger_table: cfgs must be a non-empty dict {name: SAEConfig}.")
     for name, cfg in cfgs.items():
         if not isinstance(cfg, SAEConfig):
-            raise ValueError(f"ledger_table: cfgs[{name!r}] must be an SAEConfig, got {type(cfg).__name__}.")
+            raise ArgumentError(f"ledger_table: cfgs[{name!r}] must be an SAEConfig, got {type(cfg).__name__}.")
     header = ("name", "arch", "d_sae", "E", "router", "encoder", "decoder", "total", "x first", "params")
     first_total = forward_flops(next(iter(cfgs.values())))["total"]
     rows = [header]
@@ -130,15 +133,15 @@ def ledger_table(cfgs: dict[str, SAEConfig]) -> str:
 def steps_for_flop_budget(cfg: SAEConfig, budget_flops: float, batch_size: int) -> int:
     """Whole training steps that fit in budget_flops at training_flops(cfg)["total"] * batch_size a step."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-        raise ValueError(f"steps_for_flop_budget: batch_size must be a positive int, got {batch_size!r}.")
+        raise ArgumentError(f"steps_for_flop_budget: batch_size must be a positive int, got {batch_size!r}.")
     if isinstance(budget_flops, bool) or not isinstance(budget_flops, (int, float)) or not budget_flops > 0 \
             or budget_flops == float("inf"):
-        raise ValueError(f"steps_for_flop_budget: budget_flops must be a finite number > 0, "
+        raise ArgumentError(f"steps_for_flop_budget: budget_flops must be a finite number > 0, "
                          f"got {budget_flops!r}.")
     per_step = training_flops(cfg)["total"] * batch_size
     steps = int(budget_flops // per_step)
     if steps < 1:
-        raise ValueError(f"steps_for_flop_budget: budget_flops ({budget_flops:.3g}) is less than one "
+        raise ArgumentError(f"steps_for_flop_budget: budget_flops ({budget_flops:.3g}) is less than one "
                          f"training step ({per_step:.3g} FLOPs at batch_size={batch_size}); raise the budget "
                          f"or lower batch_size.")
     return steps

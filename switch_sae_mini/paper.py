@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from . import flops
 from .config import SAEConfig
+from .errors import ArgumentError
 
 
 class PaperResult(NamedTuple):
@@ -41,7 +42,7 @@ def series(arch: str, regime: str, n_experts: int) -> list[PaperResult]:
     """Rows of one SAE family sorted by L0, e.g. series("switch", "flop_matched", 8)."""
     rows = [r for r in paper_results() if (r.arch, r.regime, r.n_experts) == (arch, regime, n_experts)]
     if not rows:
-        raise ValueError(f"no paper results for arch={arch!r}, regime={regime!r}, n_experts={n_experts}.")
+        raise ArgumentError(f"no paper results for arch={arch!r}, regime={regime!r}, n_experts={n_experts}.")
     return sorted(rows, key=lambda r: r.l0)
 
 
@@ -87,12 +88,12 @@ PAPER_FLOP_MATCHED = (2, 4, 8)
 def paper_sae_config(arch: str = "topk", k: int = 32, n_experts: int = 1, regime: str = "width") -> SAEConfig:
     """One SAE of the paper's grid. regime: "width" (total d_sae 24576) or "flop" (each expert 24576 wide)."""
     if regime not in ("width", "flop"):
-        raise ValueError(f"regime must be 'width' or 'flop', got {regime!r}.")
+        raise ArgumentError(f"regime must be 'width' or 'flop', got {regime!r}.")
     dense = SAEConfig(arch="topk", d_in=PAPER_D_IN, d_sae=PAPER_D_SAE, k=k)
     if arch == "topk":
         return dense
     if arch != "switch":
-        raise ValueError(f"the paper preset covers arch 'topk' and 'switch', got {arch!r}.")
+        raise ArgumentError(f"the paper preset covers arch 'topk' and 'switch', got {arch!r}.")
     build = flops.width_matched if regime == "width" else flops.flop_matched
     return build(dense, n_experts)
 

@@ -29,7 +29,7 @@ def enc_router(flops: dict[str, int]) -> int:
     return flops["encoder"] + flops["router"]
 
 
-# Spec §8.2 columns: theoretical encoder fwd incl. router, reference-code encoder fwd, params (in millions).
+# Columns of the GPT-2 table in docs/design-notes.md §5: theoretical encoder fwd incl. router, reference-code encoder fwd, params (in millions).
 WM_ROWS = {16: (2.38, 37.77, 37.76), 32: (1.23, 37.80, 37.77),
            64: (0.69, 37.85, 37.80), 128: (0.49, 37.95, 37.85)}
 FM_ROWS = {2: (37.75, 75.5, 75.5), 4: (37.75, 151.0, 151.0), 8: (37.76, 302.0, 302.0)}

@@ -2,14 +2,42 @@
 decoder geometry (neighbours, duplicates), text contexts, plots, and the expert explorer app (explorer/).
 """
 
-from .contexts import ContextLookup, InOrderActivations, TextRouting, context_rows, harvest_in_order, route_text
+from .contexts import (
+                       ContextLookup,
+                       InOrderActivations,
+                       TextRouting,
+                       context_rows,
+                       harvest_in_order,
+                       route_text,
+)
 from .experts import domain_profile, specialisation, top_tokens_per_expert
-from .features import (Encoded, FeatureStats, FeatureSummary, activation_histogram, concat_codes, encode_all,
-                       expert_of_feature, expert_top_features, feature_activations, feature_stats, logit_effect,
-                       top_activations)
-from .geometry import (DuplicationStats, NearestNeighbours, Neighbour, cosine_neighbours, decoder_neighbours,
-                       duplicate_fraction, duplication_stats, feature_neighbours, inter_expert_similarity,
-                       is_duplicate, pca_2d)
+from .features import (
+                       Encoded,
+                       FeatureStats,
+                       FeatureSummary,
+                       activation_histogram,
+                       concat_codes,
+                       encode_all,
+                       expert_of_feature,
+                       expert_top_features,
+                       feature_activations,
+                       feature_stats,
+                       logit_effect,
+                       top_activations,
+)
+from .geometry import (
+                       DuplicationStats,
+                       NearestNeighbours,
+                       Neighbour,
+                       cosine_neighbours,
+                       decoder_neighbours,
+                       duplicate_fraction,
+                       duplication_stats,
+                       feature_neighbours,
+                       inter_expert_similarity,
+                       is_duplicate,
+                       pca_2d,
+)
 
 __all__ = [
     "ContextLookup", "DuplicationStats", "Encoded", "FeatureStats", "FeatureSummary", "InOrderActivations",

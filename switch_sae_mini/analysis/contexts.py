@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ..data.activations import (ContextBatch, HookReader, TokenMetadata, activations_from_contexts,
                                 iter_context_batches)
 from ..data.sources import make_source
+from ..errors import ArgumentError, ArgumentTypeError, OutOfRangeError, UnknownNameError
 
 
 class InOrderActivations(NamedTuple):
@@ -34,9 +35,9 @@ def harvest_in_order(model, n_tokens: int, source="bundled", split: str = "valid
     exactly as the buffer cuts them (BOS prepended, BOS activation dropped), so metadata means the same thing.
     """
     if n_tokens <= 0:
-        raise ValueError(f"n_tokens must be positive, got {n_tokens}.")
+        raise ArgumentError(f"n_tokens must be positive, got {n_tokens}.")
     if contexts_per_doc < 1:
-        raise ValueError(f"contexts_per_doc must be >= 1, got {contexts_per_doc}.")
+        raise ArgumentError(f"contexts_per_doc must be >= 1, got {contexts_per_doc}.")
     reader = HookReader(model, hook)
     text_source = make_source(source, split=split)
     domains = tuple(text_source.domains)
@@ -61,7 +62,7 @@ def harvest_in_order(model, n_tokens: int, source="bundled", split: str = "valid
             if total >= n_tokens:
                 break
     if not acts:
-        raise ValueError(f"source {source!r} (split {split!r}) produced no tokens.")
+        raise ArgumentError(f"source {source!r} (split {split!r}) produced no tokens.")
     meta = torch.cat(metas)[:n_tokens]
     return InOrderActivations(acts=torch.cat(acts)[:n_tokens], meta=TokenMetadata(*meta.unbind(-1)), domains=domains)
 
@@ -71,7 +72,7 @@ def context_rows(doc_id: Int[Tensor, " n"], position: Int[Tensor, " n"], row: in
     """Rows ``[row - left, row + right]`` clipped to the run of consecutive positions of row's document (the
     data from ``harvest_in_order``); the result always contains ``row``."""
     if not 0 <= row < len(doc_id):
-        raise IndexError(f"row={row} is outside 0..{len(doc_id) - 1}.")
+        raise OutOfRangeError(f"row={row} is outside 0..{len(doc_id) - 1}.")
     same = lambda a, b: doc_id[a] == doc_id[b] and position[b] - position[a] == b - a  # noqa: E731
     lo = row
     while lo > max(0, row - left) and same(lo - 1, row):
@@ -97,7 +98,7 @@ class ContextLookup:
     def tokens(self, doc_id: int) -> list[int]:
         if doc_id not in self._tokens:
             if doc_id not in self.texts:
-                raise KeyError(f"doc_id {doc_id} is not among the documents given to ContextLookup.")
+                raise UnknownNameError(f"doc_id {doc_id} is not among the documents given to ContextLookup.")
             self._tokens[doc_id] = self.tokenizer(self.texts[doc_id], add_special_tokens=False)["input_ids"]
         return self._tokens[doc_id]
 
@@ -130,11 +131,11 @@ def route_text(reader, sae, text: str, top_features: int = 3, max_tokens: int | 
     """Run ``text`` through the model up to the SAE's hook (``reader``: an ``activations.HookReader``) and the
     Switch SAE. BOS is prepended and its activation dropped, as when the SAE's training data was harvested."""
     if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}.")
+        raise ArgumentTypeError(f"text must be a str, got {type(text).__name__}.")
     if getattr(sae.cfg, "arch", None) != "switch":
-        raise ValueError(f"route_text needs a Switch SAE (cfg.arch='switch'), got arch={sae.cfg.arch!r}.")
+        raise ArgumentError(f"route_text needs a Switch SAE (cfg.arch='switch'), got arch={sae.cfg.arch!r}.")
     if reader.d_in != sae.cfg.d_in:
-        raise ValueError(f"the reader's hook gives d_in={reader.d_in} but the SAE expects {sae.cfg.d_in}; "
+        raise ArgumentError(f"the reader's hook gives d_in={reader.d_in} but the SAE expects {sae.cfg.d_in}; "
                          "pass the hook the SAE was trained on.")
     tokenizer = reader.model.tokenizer
     max_tokens = max_tokens or int(reader.model.cfg.n_ctx) - 1

@@ -12,6 +12,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..errors import ArgumentError
 from ..saes import SAEBase
 
 
@@ -29,7 +30,7 @@ class Encoded(NamedTuple):
 def encode_all(sae: SAEBase, acts: Float[Tensor, "n d_in"], batch_size: int = 4096) -> Encoded:
     """Encode activations in chunks and keep only the sparse codes (TopK and Switch SAEs)."""
     if sae.cfg.arch == "relu":
-        raise ValueError("encode_all needs a TopK or Switch SAE (ReLU codes are dense); use sae.encode instead.")
+        raise ArgumentError("encode_all needs a TopK or Switch SAE (ReLU codes are dense); use sae.encode instead.")
     vals, idx, experts, probs = [], [], [], []
     was_training = sae.training
     sae.eval()
@@ -93,7 +94,7 @@ def expert_top_features(stats: FeatureStats, expert: int, n_experts: int,
     are left out."""
     d_sae = len(stats.frequency)
     if not 0 <= expert < n_experts:
-        raise ValueError(f"expert={expert} is outside 0..{n_experts - 1}.")
+        raise ArgumentError(f"expert={expert} is outside 0..{n_experts - 1}.")
     d_expert = d_sae // n_experts
     block = range(expert * d_expert, (expert + 1) * d_expert)
     rows = [FeatureSummary(feature=f, frequency=float(stats.frequency[f]),
@@ -105,7 +106,7 @@ def expert_top_features(stats: FeatureStats, expert: int, n_experts: int,
 def activation_histogram(values: Float[Tensor, " n"], bins: int = 20) -> tuple[Tensor, Tensor]:
     """(counts [bins], edges [bins + 1]) of the *non-zero* values (where the feature fires), over 0..max."""
     if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}.")
+        raise ArgumentError(f"bins must be >= 1, got {bins}.")
     fired = values[values > 0].float().cpu()
     top = float(fired.max()) if fired.numel() else 1.0
     counts, edges = torch.histogram(fired, bins=bins, range=(0.0, top))

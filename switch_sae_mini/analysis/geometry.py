@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..errors import ArgumentError
+
 
 class NearestNeighbours(NamedTuple):
     """Decoder nearest neighbours ([d_sae] from decoder_neighbours; [n, top] from cosine_neighbours)."""
@@ -75,7 +77,7 @@ def feature_neighbours(W_dec: Float[Tensor, "d_sae d_in"], feature: int, n_exper
     other feature when n_experts == 1). The first is ``decoder_neighbours(...).idx_other_expert[feature]``."""
     d_sae = W_dec.shape[0]
     if not 0 <= feature < d_sae:
-        raise ValueError(f"feature={feature} is outside 0..{d_sae - 1}.")
+        raise ArgumentError(f"feature={feature} is outside 0..{d_sae - 1}.")
     found = cosine_neighbours(W_dec, n_experts, rows=torch.tensor([feature]), top=top)
     d_expert = d_sae // n_experts
     return [Neighbour(int(i), int(i) // d_expert, float(v), float(v) > threshold)
@@ -87,7 +89,7 @@ def is_duplicate(neighbours: NearestNeighbours, threshold: float = 0.9,
     """Bool [d_sae]: the latent has a near-duplicate (nearest-neighbour cosine > threshold), by default in another
     expert (docs/design-notes.md §7)."""
     if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
+        raise ArgumentError(f"threshold must be in (0, 1), got {threshold}.")
     cos = neighbours.cos_other_expert if across_experts else neighbours.cos
     return cos > threshold
 

@@ -38,7 +38,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..errors import SwitchSAEError
+from ..errors import ArgumentError, SwitchSAEError
 from .models import default_hook
 from .sources import SourceError, make_source
 
@@ -77,11 +77,11 @@ def iter_context_batches(docs, tokenizer, domains: tuple[str, ...], context_len:
                          prepend_bos: bool = True) -> Iterator[ContextBatch]:
     """Cut documents into contexts (see module docstring) and yield them ``contexts_per_batch`` at a time."""
     if context_len < 2:
-        raise ValueError(f"context_len must be >= 2, got {context_len}.")
+        raise ArgumentError(f"context_len must be >= 2, got {context_len}.")
     bos_id = tokenizer.bos_token_id
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if prepend_bos and bos_id is None:
-        raise ValueError("the tokenizer has no BOS token; pass prepend_bos=False.")
+        raise ArgumentError("the tokenizer has no BOS token; pass prepend_bos=False.")
     domain_index = {name: i for i, name in enumerate(domains)}
     step = context_len - int(prepend_bos)
     pending: list[tuple[list[int], int, int, int]] = []
@@ -143,7 +143,7 @@ class HookReader:
         else:
             acts = self._capture(tokens)
         if acts.shape[:2] != tokens.shape:
-            raise ValueError(f"hook {self.hook!r} gives shape {tuple(acts.shape)}, not [batch, pos, ...]; "
+            raise ArgumentError(f"hook {self.hook!r} gives shape {tuple(acts.shape)}, not [batch, pos, ...]; "
                              "pick a per-token hook (e.g. a residual stream, MLP or attention output).")
         return acts.reshape(*tokens.shape, -1).float()
 
@@ -208,7 +208,7 @@ class ActivationBuffer:
                  prepend_bos: bool = True, keep_bos: bool = False, seed: int = 0, device="cpu",
                  progress: bool = True):
         if context_len > model.cfg.n_ctx:
-            raise ValueError(f"context_len={context_len} exceeds the model's n_ctx={model.cfg.n_ctx}; lower it.")
+            raise ArgumentError(f"context_len={context_len} exceeds the model's n_ctx={model.cfg.n_ctx}; lower it.")
         self.model, self.reader = model, HookReader(model, hook)
         self.hook, self.d_in = self.reader.hook, self.reader.d_in
         self.source = make_source(source, split=split, domains=domains)
@@ -217,7 +217,7 @@ class ActivationBuffer:
         self.prepend_bos, self.keep_bos = prepend_bos, keep_bos
         self.capacity = n_contexts * context_len
         if not 0 < batch_size <= self.capacity // 2:
-            raise ValueError(f"batch_size={batch_size} must be in 1..{self.capacity // 2} (half the pool of "
+            raise ArgumentError(f"batch_size={batch_size} must be in 1..{self.capacity // 2} (half the pool of "
                              f"n_contexts*context_len={self.capacity}); raise n_contexts or lower batch_size.")
         self.batch_size, self.seed, self.device, self.progress = batch_size, seed, torch.device(device), progress
 
@@ -251,7 +251,7 @@ class ActivationBuffer:
         smaller).
         """
         if n_tokens is not None and n_tokens <= 0:
-            raise ValueError(f"n_tokens must be positive or None, got {n_tokens}.")
+            raise ArgumentError(f"n_tokens must be positive or None, got {n_tokens}.")
         generator = torch.Generator().manual_seed(self.seed)
         contexts = self._context_batches()
         with tqdm(total=self.capacity, desc=f"harvesting {self.hook}", unit="act", leave=False,

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..errors import SwitchSAEError
+from ..errors import ArgumentError, SwitchSAEError
 from .activations import ActivationBuffer, TokenMetadata
 
 
@@ -72,7 +72,7 @@ def harvest(model, n_tokens: int, split: str = "train", seed: int = 0, hook: str
 def shuffled_batches(acts: Tensor, batch_size: int, seed: int = 0):
     """Endless epochs over the rows of `acts` in a seeded random order (full batches only)."""
     if acts.shape[0] < batch_size:
-        raise ValueError(f"batch_size={batch_size} is larger than the {acts.shape[0]} activations; lower it.")
+        raise ArgumentError(f"batch_size={batch_size} is larger than the {acts.shape[0]} activations; lower it.")
     gen = torch.Generator().manual_seed(seed)
     while True:
         for idx in torch.randperm(acts.shape[0], generator=gen).split(batch_size):

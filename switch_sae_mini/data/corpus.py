@@ -22,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
+from ..errors import ArgumentError, MissingFileError
+
 DOMAINS = ("shakespeare", "python_docs", "bible")
 SPLITS = ("train", "validation")
 CORPUS_PATH = Path(__file__).resolve().parents[1] / "assets" / "corpus" / "corpus.jsonl.xz"
@@ -40,7 +42,7 @@ class Document(NamedTuple):
 def _read_all() -> dict[str, tuple[Document, ...]]:
     """Decompress the corpus once per process and group it by split (about 1 s, ~20 MB of text)."""
     if not CORPUS_PATH.exists():
-        raise FileNotFoundError(f"corpus file {CORPUS_PATH} is missing; "
+        raise MissingFileError(f"corpus file {CORPUS_PATH} is missing; "
                                 "rebuild it with scripts/build_corpus.py")
     by_split: dict[str, list[Document]] = {split: [] for split in SPLITS}
     with lzma.open(CORPUS_PATH, "rt", encoding="utf-8") as f:
@@ -53,7 +55,7 @@ def _read_all() -> dict[str, tuple[Document, ...]]:
 
 def _check_split(split: str) -> None:
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise ArgumentError(f"split must be one of {SPLITS}, got {split!r}")
 
 
 def _check_domains(domains: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -64,7 +66,7 @@ def _check_domains(domains: Iterable[str] | str | None) -> tuple[str, ...]:
     domains = tuple(domains)
     unknown = [d for d in domains if d not in DOMAINS]
     if unknown or not domains:
-        raise ValueError(f"domains must be None or a non-empty collection of {DOMAINS}, got {domains!r}")
+        raise ArgumentError(f"domains must be None or a non-empty collection of {DOMAINS}, got {domains!r}")
     return domains
 
 

@@ -31,7 +31,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..errors import SwitchSAEError
+from ..errors import ArgumentError, MissingFileError, OutOfRangeError, SwitchSAEError
 from .activations import ActivationBuffer, TokenMetadata
 from .models import model_fingerprint
 
@@ -57,7 +57,7 @@ def harvest_to_disk(model, path: str | os.PathLike, n_tokens: int, hook: str | N
     Arguments as in ``ActivationBuffer``; ``shard_tokens`` rows per shard file.
     """
     if n_tokens <= 0 or shard_tokens <= 0:
-        raise ValueError(f"n_tokens and shard_tokens must be positive, got {n_tokens}, {shard_tokens}.")
+        raise ArgumentError(f"n_tokens and shard_tokens must be positive, got {n_tokens}, {shard_tokens}.")
     buffer = ActivationBuffer(model, hook, source=source, split=split, domains=domains, context_len=context_len,
                               n_contexts=n_contexts, batch_size=min(4096, n_contexts * context_len // 2),
                               prepend_bos=prepend_bos, keep_bos=keep_bos, seed=seed, progress=False)
@@ -110,16 +110,16 @@ class DiskActivations:
         self.path = Path(path)
         manifest_path = self.path / MANIFEST
         if not manifest_path.exists():
-            raise FileNotFoundError(f"no activation cache at {str(self.path)!r} (missing {MANIFEST}); create one "
+            raise MissingFileError(f"no activation cache at {str(self.path)!r} (missing {MANIFEST}); create one "
                                     "with harvest_to_disk(model, path, n_tokens).")
         self.manifest = json.loads(manifest_path.read_text())
         if self.manifest.get("format") != FORMAT:
-            raise ValueError(f"{manifest_path} has format {self.manifest.get('format')!r}, expected {FORMAT!r}.")
+            raise ArgumentError(f"{manifest_path} has format {self.manifest.get('format')!r}, expected {FORMAT!r}.")
         self._acts = [np.load(self.path / s["acts"], mmap_mode="r") for s in self.manifest["shards"]]
         self._meta = [np.load(self.path / s["meta"], mmap_mode="r") for s in self.manifest["shards"]]
         self._offsets = np.cumsum([0] + [len(a) for a in self._acts])
         if self._offsets[-1] != self.manifest["n_tokens"]:
-            raise ValueError(f"cache {str(self.path)!r} is incomplete: shards hold {self._offsets[-1]} rows, "
+            raise ArgumentError(f"cache {str(self.path)!r} is incomplete: shards hold {self._offsets[-1]} rows, "
                              f"the manifest says {self.manifest['n_tokens']}; harvest it again (overwrite=True).")
 
     n_tokens = property(lambda self: int(self.manifest["n_tokens"]))
@@ -146,7 +146,7 @@ class DiskActivations:
         """Rows ``index`` (int array, any order) as fp32 activations and their metadata."""
         index = np.asarray(index, dtype=np.int64).reshape(-1)
         if len(index) and (index.min() < 0 or index.max() >= self.n_tokens):
-            raise IndexError(f"indices must be in 0..{self.n_tokens - 1}.")
+            raise OutOfRangeError(f"indices must be in 0..{self.n_tokens - 1}.")
         order = np.argsort(index, kind="stable")
         sorted_index = index[order]  # sorted reads are much faster on a memory map
         shard = np.searchsorted(self._offsets, sorted_index, side="right") - 1
@@ -166,7 +166,7 @@ class DiskActivations:
         (seeded by ``seed`` and the pass number). ``shuffle=False`` reads in stored order.
         """
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+            raise ArgumentError(f"batch_size must be positive, got {batch_size}.")
         left = self.n_tokens if n_tokens is None else n_tokens
         epoch = 0
         while left > 0:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from ..errors import ArgumentError
+
 
 class ToyData:
     """A seeded generator of [batch, d_in] activations; `batches(batch_size)` iterates forever."""
@@ -22,9 +24,9 @@ class ToyData:
     def __init__(self, d_in: int = 32, n_features: int = 256, active: int = 4, n_groups: int = 4,
                  noise: float = 0.01, offset: float = 1.0, seed: int = 0) -> None:
         if n_features % n_groups:
-            raise ValueError(f"n_features ({n_features}) must be divisible by n_groups ({n_groups}).")
+            raise ArgumentError(f"n_features ({n_features}) must be divisible by n_groups ({n_groups}).")
         if not 0 < active <= n_features // n_groups:
-            raise ValueError(f"active must be in 1..n_features/n_groups={n_features // n_groups}, got {active}.")
+            raise ArgumentError(f"active must be in 1..n_features/n_groups={n_features // n_groups}, got {active}.")
         self.d_in, self.n_features, self.active, self.n_groups = d_in, n_features, active, n_groups
         self.noise, self.seed = noise, seed
         gen = torch.Generator().manual_seed(seed)

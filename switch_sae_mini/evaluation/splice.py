@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ..data.activations import HookReader, iter_context_batches
 from ..data.sources import make_source
+from ..errors import ArgumentError, ArgumentTypeError
 
 
 class EvalTokens(NamedTuple):
@@ -65,11 +66,11 @@ def make_eval_tokens(model, source="bundled", split: str = "validation", n_conte
                                    context_len, contexts_per_batch=n_contexts, prepend_bos=prepend_bos)
     pool = list(itertools.islice(batches, 8))
     if not pool:
-        raise ValueError(f"source {text_source.name!r} ({split}) produced no tokens for evaluation.")
+        raise ArgumentError(f"source {text_source.name!r} ({split}) produced no tokens for evaluation.")
     tokens = torch.cat([b.tokens for b in pool])
     n_filled = torch.cat([b.n_filled for b in pool])
     if len(tokens) < n_contexts:
-        raise ValueError(f"source {text_source.name!r} ({split}) has only {len(tokens)} contexts; lower n_contexts.")
+        raise ArgumentError(f"source {text_source.name!r} ({split}) has only {len(tokens)} contexts; lower n_contexts.")
     pick = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed))[:n_contexts].sort().values
     return EvalTokens(tokens[pick], n_filled[pick], prepend_bos)
 
@@ -83,10 +84,10 @@ def as_reconstruct(sae) -> Callable[[Tensor], Tensor]:
         out = sae(x.to(device) if device is not None else x)
         x_hat = out if isinstance(out, Tensor) else getattr(out, "x_hat", None)
         if not isinstance(x_hat, Tensor):
-            raise TypeError(f"the SAE returned {type(out).__name__}; it must return a tensor x_hat or an object "
+            raise ArgumentTypeError(f"the SAE returned {type(out).__name__}; it must return a tensor x_hat or an object "
                             "with a .x_hat tensor.")
         if x_hat.shape != x.shape:
-            raise ValueError(f"the SAE's reconstruction has shape {tuple(x_hat.shape)}, expected {tuple(x.shape)}.")
+            raise ArgumentError(f"the SAE's reconstruction has shape {tuple(x_hat.shape)}, expected {tuple(x.shape)}.")
         return x_hat.to(x.device, x.dtype)
 
     return reconstruct
@@ -150,7 +151,7 @@ class SpliceEvaluator:
                 kl[i] += kl_tok[predicts].sum().item()
             count += int(predicts.sum())
         if count == 0:
-            raise ValueError("the eval tokens contain no predicted positions; use longer contexts.")
+            raise ArgumentError("the eval tokens contain no predicted positions; use longer contexts.")
         return ce_clean / count, [c / count for c in ce], [k / count for k in kl], count
 
     def ce_zero(self) -> float:

@@ -5,8 +5,9 @@ metrics computed on their outputs (training and evaluation both use them, so the
 """
 
 from ..config import SAEConfig
-from .base import (ForwardOutput, InputError, SAEBase, check_input, geometric_median, mse_per_element, sparse_decode,
-                   topk_activation)
+from ..errors import ArgumentTypeError
+from .base import (ForwardOutput, InputError, SAEBase, check_input, geometric_median, mse_per_element,
+                   sparse_decode, topk_activation)
 from .relu import ReLUSAE
 from .routing import Routing, gate_values, group_by_expert, load_balance_loss, route
 from .switch import SwitchSAE
@@ -16,7 +17,7 @@ from .topk import TopKSAE, auxk_error, auxk_loss
 def make_sae(cfg: SAEConfig) -> SAEBase:
     """Build the SAE module for a config (arch "relu", "topk" or "switch")."""
     if not isinstance(cfg, SAEConfig):
-        raise TypeError(f"make_sae needs an SAEConfig, got {type(cfg).__name__}; build one with SAEConfig(...).")
+        raise ArgumentTypeError(f"make_sae needs an SAEConfig, got {type(cfg).__name__}; build one with SAEConfig(...).")
     modules = {"relu": ReLUSAE, "topk": TopKSAE, "switch": SwitchSAE}
     return modules[cfg.arch](cfg)
 

@@ -12,6 +12,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..errors import ArgumentError
 from .base import ForwardOutput, SAEBase
 from .routing import expert_counts
 
@@ -109,7 +110,7 @@ def evaluate_sae(sae: SAEBase, batches: Iterable[Tensor], max_batches: int | Non
         n_batches += 1
     sae.train(was_training)
     if n_tokens == 0:
-        raise ValueError("evaluate_sae got no batches; pass a non-empty iterable of [batch, d_in] tensors.")
+        raise ArgumentError("evaluate_sae got no batches; pass a non-empty iterable of [batch, d_in] tensors.")
     total_var_sum = float((xs_sq_sum - xs_sum.pow(2) / n_tokens).sum())  # sum over dims of n * Var
     share = share_of(experts)
     result = {

@@ -33,9 +33,11 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..config import TrainConfig
+from ..errors import UnavailableError
 from ..saes import SAEBase, metrics
 from ..saes.routing import expert_counts, load_balance_loss
 from .step import StepHooks, training_step
+
 
 class StepResult(NamedTuple):
     """Global values of one step (all ranks' tokens): what training_step reports on the full batch."""
@@ -54,7 +56,7 @@ def init_from_env() -> tuple[int, int, torch.device]:
     """
     missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
     if missing:
-        raise RuntimeError(f"environment variables {missing} are not set; launch with torchrun, e.g. "
+        raise UnavailableError(f"environment variables {missing} are not set; launch with torchrun, e.g. "
                            f"`torchrun --nproc_per_node=2 -m switch_sae_mini distributed ...`.")
     if torch.cuda.is_available():
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ... import analysis
 from ...data.activations import HookReader
+from ...errors import ArgumentError, UnknownNameError
 from ...saes.metrics import expert_share
 
 DOMAIN_LABELS = {"shakespeare": "Shakespeare", "python_docs": "Python docs", "bible": "Bible"}
@@ -89,14 +90,14 @@ class ExplorerData:
 
         saes = saes if isinstance(saes, dict) else {"SAE": saes}
         if not saes:
-            raise ValueError("saes is empty; pass a Switch SAE or a dict {name: Switch SAE}.")
+            raise ArgumentError("saes is empty; pass a Switch SAE or a dict {name: Switch SAE}.")
         reader = HookReader(model, hook)
         for name, sae in saes.items():
             if getattr(getattr(sae, "cfg", None), "arch", None) != "switch":
-                raise ValueError(f"saes[{name!r}] is not a Switch SAE (cfg.arch must be 'switch'); the "
+                raise ArgumentError(f"saes[{name!r}] is not a Switch SAE (cfg.arch must be 'switch'); the "
                                  "explorer shows experts: train or load one with SAEConfig(arch='switch').")
             if sae.cfg.d_in != reader.d_in:
-                raise ValueError(f"saes[{name!r}] has d_in={sae.cfg.d_in} but hook {reader.hook!r} gives "
+                raise ArgumentError(f"saes[{name!r}] has d_in={sae.cfg.d_in} but hook {reader.hook!r} gives "
                                  f"d_in={reader.d_in}; pass hook= the SAE was trained on.")
         with tqdm(total=1 + 3 * len(saes), desc="explorer: precomputing", disable=not progress) as bar:
             bar.set_postfix_str("harvesting")
@@ -124,7 +125,7 @@ class ExplorerData:
     # -- helpers --------------------------------------------------------------------------------------------
     def view(self, name: str) -> SAEView:
         if name not in self.saes:
-            raise KeyError(f"no SAE named {name!r}; choose one of {list(self.saes)}.")
+            raise UnknownNameError(f"no SAE named {name!r}; choose one of {list(self.saes)}.")
         return self.saes[name]
 
     def token_text(self, token_id: int) -> str:
@@ -141,7 +142,7 @@ class ExplorerData:
     def expert_view(self, name: str, expert: int, top: int = 10) -> ExpertView:
         v = self.view(name)
         if not 0 <= expert < v.n_experts:
-            raise ValueError(f"expert={expert} is outside 0..{v.n_experts - 1} for SAE {name!r}.")
+            raise ArgumentError(f"expert={expert} is outside 0..{v.n_experts - 1} for SAE {name!r}.")
         tokens = analysis.top_tokens_per_expert(v.codes.expert_idx, self.meta.token_id, expert, top=top)
         return ExpertView(expert, float(v.usage[expert]),
                           dict(zip(self.domain_labels(), v.profile[expert].tolist())),
@@ -152,7 +153,7 @@ class ExplorerData:
                      bins: int = 20) -> FeatureView:
         v = self.view(name)
         if not 0 <= feature < v.d_sae:
-            raise ValueError(f"feature={feature} is outside 0..{v.d_sae - 1} for SAE {name!r}.")
+            raise ArgumentError(f"feature={feature} is outside 0..{v.d_sae - 1} for SAE {name!r}.")
         acts = analysis.feature_activations(v.codes, feature)
         _, rows = analysis.top_activations(v.codes, feature, top=top)
         contexts = []

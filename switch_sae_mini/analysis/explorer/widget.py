@@ -20,6 +20,7 @@ import time
 
 import ipywidgets as widgets
 
+from ...errors import ArgumentTypeError
 from . import html as render
 from .data import ExplorerData
 
@@ -31,7 +32,7 @@ class ExpertExplorer(widgets.VBox):
 
     def __init__(self, data: ExplorerData, text: str = DEFAULT_TEXT):
         if not isinstance(data, ExplorerData):
-            raise TypeError(f"data must be an ExplorerData (see ExplorerData.build), got "
+            raise ArgumentTypeError(f"data must be an ExplorerData (see ExplorerData.build), got "
                             f"{type(data).__name__}; or call expert_explorer(model, saes) to build it.")
         self.data = data
         names = list(data.saes)
@@ -148,11 +149,11 @@ def expert_explorer(model_or_data, saes=None, **build_kwargs) -> ExpertExplorer:
     (keyword arguments go to ``ExplorerData.build``); ``expert_explorer(data)`` reuses one."""
     if isinstance(model_or_data, ExplorerData):
         if saes is not None or build_kwargs:
-            raise TypeError("expert_explorer(data) takes no saes or build arguments; they were used to build "
+            raise ArgumentTypeError("expert_explorer(data) takes no saes or build arguments; they were used to build "
                             "data.")
         return ExpertExplorer(model_or_data)
     if saes is None:
-        raise TypeError("expert_explorer(model, saes): pass the Switch SAE(s) to explore, e.g. {'E=8': sae}.")
+        raise ArgumentTypeError("expert_explorer(model, saes): pass the Switch SAE(s) to explore, e.g. {'E=8': sae}.")
     return ExpertExplorer(ExplorerData.build(model_or_data, saes, **build_kwargs))
 
 
