@@ -6,8 +6,10 @@ import re
 import nbformat
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from switch_sae_mini import analysis, make_sae, metrics
+from switch_sae_mini import SwitchSAEError, analysis, make_sae, metrics
 from switch_sae_mini.analysis.explorer import html as explorer_html
 from switch_sae_mini.config import SAEConfig
 from switch_sae_mini.analysis.explorer.data import ExplorerData
@@ -172,3 +174,30 @@ def test_html_helpers():
     svg = explorer_html.histogram_svg(torch.tensor([1, 3]), torch.tensor([0.0, 0.5, 1.0]), "x <label>")
     assert svg.count("<rect") == 2 and "x &lt;label&gt;" in svg
     assert explorer_html.token_chip(" the").count("·the") == 1
+
+
+GENERATED = dict(derandomize=True, database=None, deadline=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@settings(max_examples=300, **GENERATED)
+@given(text=st.one_of(st.text(max_size=200), st.just("x " * 3000),
+                      st.sampled_from(["", " ", "\x00\x07\r\n\t\x1b[31m", "🙂🚀 naïve café", "\u202e\u200b"])))
+def test_any_typed_text_is_routed(data, text):
+    """Generated text (control characters, emoji, longer than the model's context): every token is routed."""
+    tokens, routing = data.text_view("E=4", text)
+    assert len(tokens) == len(routing.token_ids) == routing.expert_idx.numel() == routing.feature_acts.shape[0]
+    assert len(tokens) <= int(data.reader.model.cfg.n_ctx) - 1
+    assert ((routing.router_prob > 0) & (routing.router_prob <= 1)).all()
+
+
+@settings(max_examples=400, **GENERATED)
+@given(expert=st.integers(-3, 12), feature=st.integers(-3, 70), threshold=st.one_of(st.floats(-1, 2), st.just(float("nan"))),
+       name=st.sampled_from(["E=4", "E=8", "E=5", ""]))
+def test_out_of_range_indices_raise_package_errors(data, expert, feature, threshold, name):
+    for call in (lambda: data.expert_view(name, expert), lambda: data.feature_view(name, feature),
+                 lambda: data.duplication_view(name, threshold)):
+        try:
+            call()
+        except SwitchSAEError as exc:
+            assert any(w in str(exc) for w in ("outside", "threshold", "no SAE named")), str(exc)

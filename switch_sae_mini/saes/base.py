@@ -115,6 +115,9 @@ def check_input(x: Tensor, d_in: int, like: Tensor | None = None) -> Tensor:
         raise InputError(f"activations are empty (shape {tuple(x.shape)}); pass at least one token.")
     if not x.is_floating_point():
         raise InputError(f"activations must be floating point, got dtype {x.dtype}.")
+    if not torch.isfinite(x).all():
+        raise InputError(f"activations contain {int((~torch.isfinite(x)).sum())} NaN/inf values; clean them first "
+                         f"(fp16 activations overflow easily: harvest in bf16 or fp32).")
     if like is None:
         return x
     if x.device != like.device:

@@ -126,7 +126,8 @@ def write_snapshot(folder: str | os.PathLike, files: dict[str, Callable[[Path], 
         os.rename(tmp, target)
         _fsync_dir(folder)
         _fault("renamed")
-        _replace_file(folder / LATEST, (name + "\n").encode())
+        # the pointer carries the manifest's own hash, so the manifest is verified too
+        _replace_file(folder / LATEST, f"{name} {sha256(target / MANIFEST)}\n".encode())
         _fsync_dir(folder)
         _fault("pointer")
     except OSError as exc:
@@ -135,7 +136,7 @@ def write_snapshot(folder: str | os.PathLike, files: dict[str, Callable[[Path], 
         previous = read_pointer(folder)
         raise CheckpointWriteError(
             f"could not write checkpoint {folder / name}: {what}. "
-            + (f"The previous checkpoint {folder / previous} is intact." if previous else
+            + (f"The previous checkpoint {folder / previous[0]} is intact." if previous else
                "No earlier checkpoint exists in this folder.")) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -153,16 +154,23 @@ def _prune(folder: Path, newest: str, keep: int) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def read_pointer(folder: Path) -> str | None:
+def read_pointer(folder: Path) -> tuple[str, str | None] | None:
+    """(snapshot name, sha256 of its manifest) from `latest`, or None if it is missing or unreadable."""
     try:
-        name = (folder / LATEST).read_text().strip()
-    except OSError:
+        parts = (folder / LATEST).read_text().split()
+    except (OSError, UnicodeDecodeError):
         return None
-    return name if _NAME.match(name) else None
+    if not parts or not _NAME.match(parts[0]):
+        return None
+    return parts[0], (parts[1] if len(parts) > 1 else None)
 
 
-def verify(snapshot: Path) -> dict[str, Any]:
-    """The snapshot's manifest, after checking every file it names against its hash (CheckpointError if not)."""
+def verify(snapshot: Path, manifest_sha: str | None = None) -> dict[str, Any]:
+    """The snapshot's manifest, after checking every file it names against its hash, and the manifest against
+    `manifest_sha` (from the pointer) when given; CheckpointError if anything differs."""
+    if manifest_sha is not None and (snapshot / MANIFEST).is_file() and sha256(snapshot / MANIFEST) != manifest_sha:
+        raise CheckpointError(f"{snapshot / MANIFEST} does not match the hash in {snapshot.parent / LATEST}: the "
+                              f"manifest is damaged or was edited by hand.")
     try:
         manifest = json.loads((snapshot / MANIFEST).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -191,14 +199,15 @@ def find_snapshot(folder: str | os.PathLike, *, fallback: bool,
     """
     folder = Path(folder)
     pointer = read_pointer(folder)
+    pointed, manifest_sha = pointer if pointer else (None, None)
     names = snapshot_names(folder)
-    if pointer in names:  # newest first, starting at the pointer
-        names = names[:names.index(pointer) + 1]
+    if pointed in names:  # newest first, starting at the pointer
+        names = names[:names.index(pointed) + 1]
     candidates = list(reversed(names)) if fallback else list(reversed(names))[:1]
     errors = []
     for name in candidates:
         try:
-            manifest = verify(folder / name)
+            manifest = verify(folder / name, manifest_sha if name == pointed else None)
         except CheckpointError as exc:
             if not fallback:
                 raise
