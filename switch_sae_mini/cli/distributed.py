@@ -2,7 +2,8 @@
 
     torchrun --nproc_per_node=2 -m switch_sae_mini distributed --mode expert --arch switch --n-experts 8
 
-Every rank runs this command; rank 0 prints the log and writes --out. The step itself is training/distributed.py
+Every rank runs this command; rank 0 prints the log and writes --out (training snapshots every
+--checkpoint-every steps and at the end; --resume continues from the newest). The step itself is training/distributed.py
 (data parallel) or training/expert_parallel.py (expert parallel).
 """
 
@@ -23,10 +24,9 @@ def _run(args: argparse.Namespace) -> int:
     from ..data.batches import load_activations, shuffled_batches
     from ..data.toy import ToyData
     from ..saes import make_sae
-    from ..training import save
     from ..training.distributed import data_parallel_step, init_from_env, shutdown
-    from ..training.expert_parallel import ExpertShard, expert_parallel_step, gather_switch_sae
-    from ..training.step import make_optimizer
+    from ..training.distributed_checkpoint import resume_distributed, save_distributed
+    from ..training.expert_parallel import expert_parallel_step
 
     rank, world, device = init_from_env()
     try:
@@ -40,14 +40,19 @@ def _run(args: argparse.Namespace) -> int:
                                    n_experts=args.n_experts if args.arch == "switch" else 1)
         train_cfg = config_from_args(TrainConfig, args)
         torch.manual_seed(args.seed)  # the same initial weights on every rank
-        sae = make_sae(sae_cfg).to(device)
-        model = ExpertShard(sae, rank, world) if args.mode == "expert" else sae
-        step_fn = expert_parallel_step if args.mode == "expert" else data_parallel_step
         base_lr = train_cfg.learning_rate(sae_cfg.d_sae)
-        optimizer = make_optimizer(model, base_lr)
+        model, optimizer, state = resume_distributed(args.out if args.resume else None,
+                                                     make_sae(sae_cfg).to(device), args.mode, base_lr)
+        start_step = state["step"] if state else 0
+        if rank == 0 and args.resume:
+            print(f"resuming {args.out} at step {start_step}" if state else
+                  f"no checkpoint in {args.out} yet: starting at step 0")
+        for _ in range(start_step):  # the data stream is deterministic: skip what the checkpoint has seen
+            next(batches)
+        step_fn = expert_parallel_step if args.mode == "expert" else data_parallel_step
         model.train()
         seconds, comm = [], []
-        for step in range(train_cfg.n_steps):
+        for step in range(start_step, train_cfg.n_steps):
             x = next(batches)[rank * args.batch_size:(rank + 1) * args.batch_size].to(device, torch.float32)
             timings: dict[str, float] = {}
             t0 = time.perf_counter()
@@ -58,9 +63,11 @@ def _run(args: argparse.Namespace) -> int:
             comm.append(timings)
             if rank == 0 and ((step + 1) % train_cfg.log_every == 0 or step == train_cfg.n_steps - 1):
                 print(json.dumps({"step": step + 1, **{k: round(v, 6) for k, v in result._asdict().items()}}))
-        final = gather_switch_sae(model) if args.mode == "expert" else model
+            due = train_cfg.checkpoint_every and (step + 1) % train_cfg.checkpoint_every == 0
+            if args.out and (due or step == train_cfg.n_steps - 1):
+                save_distributed(args.out, model, optimizer, {"step": step + 1, "train_config": train_cfg.to_dict(),
+                                                              "history": []}, keep=train_cfg.keep_checkpoints)
         if rank == 0 and args.out:
-            save(final, args.out)
             print(f"saved {args.out}")
         if args.bench:
             header = (f"{args.mode} {args.arch}: world_size={world}, {args.batch_size} activations per rank, "
@@ -80,10 +87,13 @@ def register(sub) -> None:
     p.add_argument("--activations", help="[n, d_in] .safetensors/.npy file; default: synthetic ToyData")
     add_config_flags(p, SAEConfig, ("arch", "d_in", "d_sae", "k", "n_experts", "lb_coeff"), group="SAE (SAEConfig)",
                      defaults={"arch": "switch", "n_experts": 8})
-    add_config_flags(p, TrainConfig, ("n_steps", "lr", "grad_clip", "seed", "log_every"),
+    add_config_flags(p, TrainConfig, ("n_steps", "lr", "grad_clip", "seed", "log_every", "checkpoint_every",
+                                      "keep_checkpoints"),
                      group="training (TrainConfig)", defaults={"n_steps": 100})
     p.add_argument("--batch-size", type=int, default=4096, help="activations per rank per step (default: %(default)s)")
-    p.add_argument("--out", help="checkpoint folder, written by rank 0 (loads with switch_sae_mini.load)")
+    p.add_argument("--out", help="checkpoint folder, written by rank 0 in the single-process format (loads with "
+                                 "switch_sae_mini.load; resumes single-process too)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out (any world size)")
     p.add_argument("--bench", action="store_true", help="report per-rank throughput and communication time")
     p.add_argument("--warmup", type=int, default=2, help="--bench: steps left out of the medians (default: %(default)s)")
     p.set_defaults(run=_run)

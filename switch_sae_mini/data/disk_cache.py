@@ -20,8 +20,10 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,7 +45,15 @@ MATCH_KEYS = ("model_name", "model_fingerprint", "hook", "source", "split", "con
 
 
 class CacheMismatchError(SwitchSAEError, ValueError):
-    """An existing cache was made with other settings (model, hook, ...) than requested."""
+    """An existing cache cannot serve the request: other settings (model, hook, ...), or damaged shards."""
+
+
+def _sha256(path: Path, chunk: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def harvest_to_disk(model, path: str | os.PathLike, n_tokens: int, hook: str | None = None, source="bundled",
@@ -73,7 +83,12 @@ def harvest_to_disk(model, path: str | os.PathLike, n_tokens: int, hook: str | N
                                      f"{n_tokens}; pass overwrite=True to harvest again.")
         return cache
     path.mkdir(parents=True, exist_ok=True)
-    for old in [path / MANIFEST, *path.glob("acts_*.npy"), *path.glob("meta_*.npy")]:
+    leftovers = [path / MANIFEST, *path.glob("acts_*.npy"), *path.glob("meta_*.npy")]
+    if any(p.exists() for p in leftovers) and not (path / MANIFEST).exists():
+        # shards without a manifest: a harvest was interrupted; its rows cannot be trusted, so harvest again
+        warnings.warn(f"{path} holds a partial activation cache (an interrupted harvest: shards but no "
+                      f"{MANIFEST}); rebuilding it from scratch.", RuntimeWarning, stacklevel=2)
+    for old in leftovers:
         old.unlink(missing_ok=True)
 
     shards, shard_acts, shard_meta, filled = [], None, None, 0
@@ -95,10 +110,15 @@ def harvest_to_disk(model, path: str | os.PathLike, n_tokens: int, hook: str | N
                 bar.update(take)
                 if filled == len(shard_acts):
                     shard_acts.flush(), shard_meta.flush()
+    for shard in shards:  # content hashes: a flipped byte in a shard is detected when the cache is opened
+        shard["sha256"] = {key: _sha256(path / shard[key]) for key in ("acts", "meta")}
     manifest = dict(format=FORMAT, **settings, d_in=buffer.d_in, n_tokens=n_tokens, dtype="float32",
                     meta_fields=list(TokenMetadata._fields), domains=list(buffer.domains), shards=shards)
     tmp = path / (MANIFEST + ".tmp")  # written last and renamed: a half-written cache has no manifest
-    tmp.write_text(json.dumps(manifest, indent=2))
+    with open(tmp, "w") as f:
+        f.write(json.dumps(manifest, indent=2))
+        f.flush()
+        os.fsync(f.fileno())
     tmp.replace(path / MANIFEST)
     return DiskActivations(path)
 
@@ -106,7 +126,9 @@ def harvest_to_disk(model, path: str | os.PathLike, n_tokens: int, hook: str | N
 class DiskActivations:
     """A finished activation cache (see the module docstring). ``path`` is the folder with ``manifest.json``."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, verify: bool = True):
+        """verify=True (default) checks every shard against its sha256 in the manifest (about 1 s per GB);
+        verify=False only checks shapes, for caches too large to hash at every open."""
         self.path = Path(path)
         manifest_path = self.path / MANIFEST
         if not manifest_path.exists():
@@ -115,11 +137,20 @@ class DiskActivations:
         self.manifest = json.loads(manifest_path.read_text())
         if self.manifest.get("format") != FORMAT:
             raise ArgumentError(f"{manifest_path} has format {self.manifest.get('format')!r}, expected {FORMAT!r}.")
-        self._acts = [np.load(self.path / s["acts"], mmap_mode="r") for s in self.manifest["shards"]]
-        self._meta = [np.load(self.path / s["meta"], mmap_mode="r") for s in self.manifest["shards"]]
+        for shard in self.manifest["shards"] if verify else ():
+            for key, expected in shard.get("sha256", {}).items():  # caches made before 0.2.0 have no hashes
+                if _sha256(self.path / shard[key]) != expected:
+                    raise CacheMismatchError(f"{self.path / shard[key]} does not match its hash in {MANIFEST}: the "
+                                             f"shard is damaged; harvest the cache again (overwrite=True).")
+        try:
+            self._acts = [np.load(self.path / s["acts"], mmap_mode="r") for s in self.manifest["shards"]]
+            self._meta = [np.load(self.path / s["meta"], mmap_mode="r") for s in self.manifest["shards"]]
+        except (OSError, ValueError) as exc:
+            raise CacheMismatchError(f"cache {str(self.path)!r} has a missing or unreadable shard ({exc}); harvest "
+                                     f"it again (overwrite=True).") from exc
         self._offsets = np.cumsum([0] + [len(a) for a in self._acts])
         if self._offsets[-1] != self.manifest["n_tokens"]:
-            raise ArgumentError(f"cache {str(self.path)!r} is incomplete: shards hold {self._offsets[-1]} rows, "
+            raise CacheMismatchError(f"cache {str(self.path)!r} is incomplete: shards hold {self._offsets[-1]} rows, "
                              f"the manifest says {self.manifest['n_tokens']}; harvest it again (overwrite=True).")
 
     n_tokens = property(lambda self: int(self.manifest["n_tokens"]))
