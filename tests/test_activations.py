@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from switch_sae_mini.data.activations import (
 from switch_sae_mini.data.corpus import DOMAINS, Document
 from switch_sae_mini.data.disk_cache import CacheMismatchError, DiskActivations, harvest_to_disk
 from switch_sae_mini.data.sources import SourceError, make_source
+from switch_sae_mini.errors import SwitchSAEError
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -344,3 +346,91 @@ def test_sigkill_during_harvest_to_disk_is_never_reused(tiny_lm, tiny_lm_dir, tm
     fresh = harvest_to_disk(tiny_lm, tmp_path / "fresh", **settings)
     torch.testing.assert_close(torch.cat(list(rebuilt.batches(250, shuffle=False))),
                                torch.cat(list(fresh.batches(250, shuffle=False))), rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- resumable streams
+
+
+def _counting(monkeypatch):
+    import switch_sae_mini.data.activations as activations_module
+
+    calls = []
+    original = activations_module.activations_from_contexts
+
+    def counted(reader, batch, *args, **kwargs):
+        calls.append(len(batch.tokens))  # contexts the model runs on
+        return original(reader, batch, *args, **kwargs)
+
+    monkeypatch.setattr(activations_module, "activations_from_contexts", counted)
+    return calls
+
+
+def test_buffer_stream_resumes_from_its_state_without_replaying(tiny_lm, sample_docs, monkeypatch):
+    buffer = ActivationBuffer(tiny_lm, source=sample_docs, context_len=32, n_contexts=8, batch_size=64,
+                              model_batch_size=2, seed=3, progress=False)
+    full = list(zip(range(30), buffer.batches(with_metadata=True)))
+    stream = buffer.batches(with_metadata=True)
+    for _ in range(13):
+        next(stream)
+    state = stream.state_dict()
+    calls = _counting(monkeypatch)
+    resumed = buffer.batches(with_metadata=True)
+    resumed.load_state_dict(state)
+    # the model ran only on contexts with rows still in the pool: fewer than the stream had consumed, and never
+    # more contexts than there are unread rows
+    assert sum(calls) < 2 * state["consumed"] and sum(calls) <= len(state["origin"])
+    for i in range(13, 30):
+        x, meta = next(resumed)
+        torch.testing.assert_close(x, full[i][1][0], rtol=0, atol=0)
+        assert all(torch.equal(a, b) for a, b in zip(meta, full[i][1][1]))
+    other = ActivationBuffer(tiny_lm, source=sample_docs, context_len=32, n_contexts=8, batch_size=32, seed=3,
+                             progress=False)
+    with pytest.raises(SwitchSAEError, match="batch_size: saved 64, now 32"):
+        other.batches(with_metadata=True).load_state_dict(state)
+
+
+def test_train_resumes_a_buffer_stream_exactly_without_replaying(tiny_lm, sample_docs, tmp_path, monkeypatch):
+    import warnings
+
+    from switch_sae_mini import SAEConfig, TrainConfig, load, train
+    from switch_sae_mini.training import snapshots
+
+    buffer = ActivationBuffer(tiny_lm, source=sample_docs, context_len=32, n_contexts=8, batch_size=64,
+                              model_batch_size=2, seed=3, progress=False)
+    cfg = SAEConfig(arch="switch", d_in=64, d_sae=64, k=4, n_experts=4)
+    run = TrainConfig(n_steps=40, checkpoint_every=16, keep_checkpoints=3)
+    calls = _counting(monkeypatch)
+    uninterrupted = train(cfg, buffer.batches(), TrainConfig(n_steps=40), progress=False).sae
+    contexts_for_40_steps = sum(calls)
+    out = tmp_path / "run"
+    train(cfg, buffer.batches(), run, checkpoint_dir=out, progress=False)
+    last = snapshots.snapshot_names(out)[-1]
+    assert last.endswith("step-00000040")
+    shutil.rmtree(out / last)  # as if the job died after step 39: the step-32 snapshot is the newest
+    (out / "latest").unlink()
+    calls.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "drawn again" replay warning
+        resumed = train(cfg, buffer.batches(), run, checkpoint_dir=out, resume=True, progress=False)
+    for key, tensor in uninterrupted.state_dict().items():
+        assert torch.equal(tensor, resumed.sae.state_dict()[key]), key
+    assert torch.equal(load(out).W_enc, uninterrupted.W_enc)
+    # the resumed run ran the model on its pool's contexts and on 8 steps' worth, not on 32 steps' history
+    assert sum(calls) < contexts_for_40_steps / 2, (sum(calls), contexts_for_40_steps)
+
+
+def test_disk_cache_stream_resumes_from_its_state(tiny_lm, sample_docs, tmp_path):
+    cache = harvest_to_disk(tiny_lm, tmp_path / "cache", n_tokens=500, shard_tokens=200, source=sample_docs,
+                            context_len=32, n_contexts=8, progress=False)
+    full = list(cache.batches(64, seed=2, n_tokens=1400))
+    stream = cache.batches(64, seed=2, n_tokens=1400)
+    for _ in range(11):
+        next(stream)
+    resumed = cache.batches(64, seed=2, n_tokens=1400)
+    resumed.load_state_dict(stream.state_dict())
+    rest = list(resumed)
+    assert len(rest) == len(full) - 11
+    for a, b in zip(rest, full[11:]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(SwitchSAEError, match="seed: saved 2, now 3"):
+        cache.batches(64, seed=3, n_tokens=1400).load_state_dict(stream.state_dict())

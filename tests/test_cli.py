@@ -92,7 +92,7 @@ def test_config_flags_are_derived_from_the_dataclasses():
     subcommand documents its own default, the dataclass default: the two cannot drift."""
     own_defaults = {"demo": {"d_sae", "k", "n_experts", "dead_after_tokens", "n_steps", "lr"},
                     "distributed": {"arch", "n_experts", "n_steps"}, "ledger": {"d_in", "d_sae"},
-                    "paper": {"n_experts", "n_steps"}}
+                    "paper": {"n_experts", "n_steps"}, "bench-memory": {"arch", "n_experts"}}
     seen = 0
     for name, sub in _subparsers().items():
         for action in sub._actions:

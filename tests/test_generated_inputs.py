@@ -2,7 +2,7 @@
 raises one of the package's own errors (SwitchSAEError) whose message names the field or the fix. Never a raw
 exception from deep inside torch, never a hang, never a silently different result.
 
-Counts per run are the max_examples below: 7,200 generated cases here, 700 more in tests/test_widgets.py.
+Counts per run are the max_examples below: 7,350 generated cases here, 700 more in tests/test_widgets.py.
 """
 
 from __future__ import annotations
@@ -151,3 +151,39 @@ def test_cli_arguments_run_or_exit_with_a_message(command, flags, capsys):
         json.loads(out)
     else:
         assert "TopK" in out
+
+
+@pytest.fixture(scope="module")
+def activation_file(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    from switch_sae_mini.data.toy import ToyData
+
+    path = tmp_path_factory.mktemp("acts") / "acts.safetensors"
+    save_file({"activations": torch.cat(list(ToyData(d_in=16, n_features=64, seed=2).batches(128, 4)))}, path)
+    return path
+
+
+TRAIN_FLAGS = st.lists(st.sampled_from([
+    ("--arch", "relu"), ("--arch", "switch"), ("--arch", "gated"), ("--d-sae", "64"), ("--d-sae", "30"),
+    ("--d-sae", "0"), ("--k", "4"), ("--k", "0"), ("--k", "100"), ("--n-experts", "4"), ("--n-experts", "0"),
+    ("--n-experts", "3"), ("--lb-coeff", "-1"), ("--lb-coeff", "nan"), ("--l1-coeff", "inf"), ("--lr", "0"),
+    ("--lr", "1e-3"), ("--lr", "-1"), ("--steps", "0"), ("--steps", "-2"), ("--batch-size", "0"),
+    ("--batch-size", "100000"), ("--eval-fraction", "1.5"), ("--eval-fraction", "0"), ("--gate", "heaviside"),
+    ("--gate", "soft"), ("--keep-checkpoints", "0"), ("--checkpoint-every", "-1"), ("--seed", "-3"),
+    ("--key", "nope"), ("--auxk-coeff", "x"),
+]), max_size=4)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(flags=TRAIN_FLAGS)
+def test_train_command_runs_or_exits_with_a_message(activation_file, flags, capsys):
+    argv = ["train", "--activations", str(activation_file), "--steps", "2", "--batch-size", "64", "--d-sae", "32",
+            "--k", "2", "--quiet"] + [part for pair in flags for part in pair]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        message = capsys.readouterr().err if isinstance(exc.code, int) else str(exc.code)
+        assert exc.code != 0 and "error" in message, (argv, message)
+        return
+    assert code == 0 and "held_out_metrics" in json.loads(capsys.readouterr().out)

@@ -11,8 +11,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..data.activations import (ContextBatch, HookReader, TokenMetadata, activations_from_contexts,
-                                iter_context_batches)
+from ..data.reading import (ContextBatch, HookReader, TokenMetadata, activations_from_contexts,
+                            iter_context_batches)
 from ..data.sources import make_source
 from ..errors import ArgumentError, ArgumentTypeError, OutOfRangeError, UnknownNameError
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ..data.activations import ActivationBuffer, HookReader, iter_context_batches
+from ..data.activations import ActivationBuffer
+from ..data.reading import HookReader, iter_context_batches
 from ..data.models import BUNDLED_MODEL, BUNDLED_MODEL_DIR, ModelUnavailableError, load_model
 from ..data.sources import make_source
 from ..device import cpu_name

@@ -1,10 +1,15 @@
-"""Subcommands bench (training-step throughput, README "Speed") and bench-harvest (activation harvesting).
+"""Subcommands bench (training-step throughput, README "Speed"), bench-harvest (activation harvesting) and
+bench-memory (RSS over a long run, README "Reliability").
 
     python -m switch_sae_mini bench --quick --peers .venv-peers/bin/python
     python -m switch_sae_mini bench-harvest
+    python -m switch_sae_mini bench-memory --steps 10000
 """
 
 from __future__ import annotations
+
+from ..config import SAEConfig
+from .flags import add_config_flags
 
 
 def _bench(args) -> int:
@@ -18,6 +23,13 @@ def _bench_harvest(args) -> int:
     from ..bench import harvest
 
     harvest.run(args)
+    return 0
+
+
+def _bench_memory(args) -> int:
+    from ..bench import memory
+
+    memory.run(args)
     return 0
 
 
@@ -50,3 +62,13 @@ def register(sub) -> None:
     h.add_argument("--end-to-end-tokens", type=int, default=300_000,
                    help="tokens for the end-to-end buffer measurement, 0 skips it (default: %(default)s)")
     h.set_defaults(run=_bench_harvest)
+
+    m = sub.add_parser("bench-memory", help="RSS over a long training run (nothing may accumulate per step)")
+    m.add_argument("--steps", type=int, default=10_000, help="training steps (default: %(default)s)")
+    m.add_argument("--warmup", type=int, default=500, help="steps before growth is measured (default: %(default)s)")
+    m.add_argument("--every", type=int, default=250, help="sample RSS every this many steps (default: %(default)s)")
+    add_config_flags(m, SAEConfig, ("arch", "n_experts"), choices={"arch": ["switch", "topk"]},
+                     defaults={"arch": "switch", "n_experts": 8})
+    m.add_argument("--batch", type=int, default=4096, help="activations per step (default: %(default)s)")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(run=_bench_memory)

@@ -18,6 +18,15 @@ activation is a real text token that has at least the BOS as context, matching T
 (index of the token in ``tokenizer(doc.text, add_special_tokens=False)``; -1 for a kept BOS), ``token_id`` and
 ``domain`` (an index into ``buffer.domains``), so analysis can show each activation's context later.
 
+**Resuming.** ``buffer.batches()`` returns a ``BufferIterator`` whose ``state_dict()`` records the stream's
+position: how many context batches were taken from the text source, the shuffle RNG, the token budget left, and
+which rows are still unread in the pool, each as (context batch, row). ``load_state_dict()`` on a fresh iterator of
+the same settings rebuilds that pool by re-reading the text stream to the same point (tokenising only) and
+running the model on just the context batches whose rows are still in the pool: at most one pool of activations,
+never the whole history. The batches that follow are identical to an uninterrupted stream's (on the same machine
+and thread count, where the model's forward is deterministic). ``train()`` saves and restores this state with its
+checkpoints. Low-level reading (contexts, the hook reader, metadata) lives in reading.py.
+
 Example::
 
     buffer = ActivationBuffer(model, batch_size=4096, seed=0)     # bundled corpus, default hook
@@ -27,160 +36,21 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import itertools
-import re
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any
 
 import torch
-from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..errors import ArgumentError, SwitchSAEError
-from .models import default_hook
+from ..errors import ArgumentError
+from .reading import (ContextBatch, HookReader, TokenMetadata, UnknownHookError, activations_from_contexts,
+                      iter_context_batches, kept_positions)
 from .sources import SourceError, make_source
 
-
-class UnknownHookError(SwitchSAEError, KeyError):
-    """The hook name does not exist in the model; the message lists close matches."""
-
-    def __str__(self) -> str:  # KeyError would print the message with quotes
-        return str(self.args[0])
-
-
-class TokenMetadata(NamedTuple):
-    """Where each activation came from; all fields are ``[batch]`` int64 tensors."""
-
-    doc_id: Int[Tensor, " batch"]
-    position: Int[Tensor, " batch"]
-    """Token index in the document's tokenisation (no special tokens); -1 for a kept BOS."""
-    token_id: Int[Tensor, " batch"]
-    domain: Int[Tensor, " batch"]
-    """Index into the buffer's ``domains`` tuple."""
-
-
-class ContextBatch(NamedTuple):
-    """A batch of model inputs built from documents (one row per context)."""
-
-    tokens: Int[Tensor, "n_ctx context_len"]
-    n_filled: Int[Tensor, " n_ctx"]
-    """Non-pad positions per row (BOS included)."""
-    doc_id: Int[Tensor, " n_ctx"]
-    start: Int[Tensor, " n_ctx"]
-    """Document token index of the first text token in the row."""
-    domain: Int[Tensor, " n_ctx"]
-
-
-def iter_context_batches(docs, tokenizer, domains: tuple[str, ...], context_len: int, contexts_per_batch: int,
-                         prepend_bos: bool = True) -> Iterator[ContextBatch]:
-    """Cut documents into contexts (see module docstring) and yield them ``contexts_per_batch`` at a time."""
-    if context_len < 2:
-        raise ArgumentError(f"context_len must be >= 2, got {context_len}.")
-    bos_id = tokenizer.bos_token_id
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if prepend_bos and bos_id is None:
-        raise ArgumentError("the tokenizer has no BOS token; pass prepend_bos=False.")
-    domain_index = {name: i for i, name in enumerate(domains)}
-    step = context_len - int(prepend_bos)
-    pending: list[tuple[list[int], int, int, int]] = []
-    docs = iter(docs)
-    while chunk := list(itertools.islice(docs, 64)):  # tokenise 64 documents per call (fast tokenizer batches)
-        token_lists = tokenizer([d.text for d in chunk], add_special_tokens=False, verbose=False)["input_ids"]
-        for doc, ids in zip(chunk, token_lists):
-            for start in range(0, len(ids), step):
-                pending.append((ids[start:start + step], doc.doc_id, start, domain_index[doc.domain]))
-                if len(pending) == contexts_per_batch:
-                    yield _collate(pending, context_len, prepend_bos, bos_id, pad_id)
-                    pending = []
-    if pending:
-        yield _collate(pending, context_len, prepend_bos, bos_id, pad_id)
-
-
-def _collate(rows, context_len, prepend_bos, bos_id, pad_id) -> ContextBatch:
-    tokens = torch.full((len(rows), context_len), pad_id, dtype=torch.long)
-    n_filled = torch.empty(len(rows), dtype=torch.long)
-    for i, (ids, *_) in enumerate(rows):
-        row = ([bos_id] if prepend_bos else []) + ids
-        tokens[i, :len(row)] = torch.tensor(row, dtype=torch.long)
-        n_filled[i] = len(row)
-    doc_id, start, domain = (torch.tensor(col, dtype=torch.long) for col in list(zip(*rows))[1:])
-    return ContextBatch(tokens, n_filled, doc_id, start, domain)
-
-
-class HookReader:
-    """Runs the model only as far as needed to read one hook point.
-
-    Residual-stream hooks (``blocks.L.hook_resid_pre`` / ``blocks.L.hook_resid_post`` and their canonical names
-    ``hook_in`` / ``hook_out``) use the bridge's ``stop_at_layer``; any other hook is read by a hook that captures
-    the activation and stops the forward pass with an exception. Trailing dims are flattened: ``[b, pos, d_in]``.
-    """
-
-    _RESID = re.compile(r"blocks\.(\d+)\.hook_(resid_pre|in|resid_post|out)")
-
-    def __init__(self, model, hook: str | None = None):
-        self.model = model
-        self.hook = hook or default_hook(model)
-        names = list(model.hook_dict)
-        if self.hook not in names:
-            close = difflib.get_close_matches(self.hook, names, n=5, cutoff=0.6)
-            raise UnknownHookError(f"hook {self.hook!r} does not exist in {model.cfg.model_name}; close matches: "
-                                   f"{close or 'none'}. Residual-stream hooks are 'blocks.<L>.hook_resid_post' "
-                                   f"with L in 0..{model.cfg.n_layers - 1}; see model.hook_dict for all names.")
-        match = self._RESID.fullmatch(self.hook)
-        stop = None
-        if match:
-            stop = int(match.group(1)) + (match.group(2) in ("resid_post", "out"))
-        self.stop_at_layer = stop if stop is not None and stop < model.cfg.n_layers else None
-        self.d_in = self(torch.zeros(1, 2, dtype=torch.long)).shape[-1]
-
-    @torch.no_grad()
-    def __call__(self, tokens: Int[Tensor, "b pos"]) -> Float[Tensor, "b pos d_in"]:
-        tokens = tokens.to(self.model.cfg.device)
-        if self.stop_at_layer is not None:
-            acts = self.model(tokens, stop_at_layer=self.stop_at_layer)
-        else:
-            acts = self._capture(tokens)
-        if acts.shape[:2] != tokens.shape:
-            raise ArgumentError(f"hook {self.hook!r} gives shape {tuple(acts.shape)}, not [batch, pos, ...]; "
-                             "pick a per-token hook (e.g. a residual stream, MLP or attention output).")
-        return acts.reshape(*tokens.shape, -1).float()
-
-    def _capture(self, tokens):
-        class _Captured(Exception):
-            pass
-
-        box: list[Tensor] = []
-
-        def grab(act, hook):
-            box.append(act.detach())
-            raise _Captured
-
-        with self.model.hooks(fwd_hooks=[(self.hook, grab)]):
-            try:
-                self.model(tokens)
-            except _Captured:
-                pass
-        return box[0]
-
-
-def activations_from_contexts(reader: HookReader, batch: ContextBatch, keep_bos: bool = False,
-                              prepend_bos: bool = True) -> tuple[Float[Tensor, "n d_in"], Int[Tensor, "n 4"]]:
-    """Activations at the kept positions of a ``ContextBatch`` and their metadata rows
-    ``[doc_id, position, token_id, domain]``, in row-major (context, position) order."""
-    acts = reader(batch.tokens)
-    n_ctx, ctx_len = batch.tokens.shape
-    pos = torch.arange(ctx_len)
-    keep = pos[None, :] < batch.n_filled[:, None]
-    if prepend_bos and not keep_bos:
-        keep &= pos[None, :] >= 1
-    doc_position = batch.start[:, None] + pos[None, :] - int(prepend_bos)
-    if prepend_bos:
-        doc_position[:, 0] = -1  # BOS is not a document token
-    meta = torch.stack([batch.doc_id[:, None].expand(n_ctx, ctx_len), doc_position, batch.tokens,
-                        batch.domain[:, None].expand(n_ctx, ctx_len)], dim=-1)
-    return acts[keep.to(acts.device)], meta[keep]
+__all__ = ["ActivationBuffer", "BufferIterator", "ContextBatch", "HookReader", "TokenMetadata", "UnknownHookError",
+           "activations_from_contexts", "iter_context_batches"]
 
 
 class ActivationBuffer:
@@ -232,41 +102,129 @@ class ActivationBuffer:
             if not produced:
                 raise SourceError(f"source {self.source.name!r} produced no tokens; check it has text.")
 
-    def _harvest(self, contexts: Iterator[ContextBatch], n_rows: int, bar=None) -> tuple[Tensor, Tensor]:
-        acts, meta, total = [], [], 0
-        while total < n_rows:
-            a, m = activations_from_contexts(self.reader, next(contexts), self.keep_bos, self.prepend_bos)
-            acts.append(a.to(self.device))
-            meta.append(m.to(self.device))
-            total += len(a)
-            if bar is not None:
-                bar.update(len(a))
-        return torch.cat(acts), torch.cat(meta)
-
-    def batches(self, n_tokens: int | None = None, with_metadata: bool = False
-                ) -> Iterator[Float[Tensor, "batch d_in"] | tuple[Float[Tensor, "batch d_in"], TokenMetadata]]:
-        """Yield ``[batch_size, d_in]`` fp32 batches (and ``TokenMetadata`` if ``with_metadata``).
+    def batches(self, n_tokens: int | None = None, with_metadata: bool = False) -> BufferIterator:
+        """An iterator of ``[batch_size, d_in]`` fp32 batches (and ``TokenMetadata`` if ``with_metadata``).
 
         ``n_tokens=None`` yields forever; otherwise exactly ``n_tokens`` activations in total (the last batch may be
-        smaller).
+        smaller). The iterator's ``state_dict()`` / ``load_state_dict()`` checkpoint its position (``train()``
+        uses them to resume without replaying the stream).
         """
         if n_tokens is not None and n_tokens <= 0:
             raise ArgumentError(f"n_tokens must be positive or None, got {n_tokens}.")
-        generator = torch.Generator().manual_seed(self.seed)
-        contexts = self._context_batches()
-        with tqdm(total=self.capacity, desc=f"harvesting {self.hook}", unit="act", leave=False,
-                  disable=not self.progress) as bar:
-            acts, meta = self._harvest(contexts, self.capacity, bar)
-        perm = torch.randperm(len(acts), generator=generator).to(self.device)
-        acts, meta, cursor, left = acts[perm], meta[perm], 0, n_tokens
-        while left is None or left > 0:
-            if len(acts) - cursor < self.capacity // 2:  # refill: keep the unread half, add new, reshuffle
-                new_acts, new_meta = self._harvest(contexts, self.capacity - (len(acts) - cursor))
-                acts, meta = torch.cat([acts[cursor:], new_acts]), torch.cat([meta[cursor:], new_meta])
-                perm = torch.randperm(len(acts), generator=generator).to(self.device)
-                acts, meta, cursor = acts[perm], meta[perm], 0
-            take = self.batch_size if left is None else min(self.batch_size, left)
-            x = acts[cursor:cursor + take]
-            yield (x, TokenMetadata(*meta[cursor:cursor + take].unbind(-1))) if with_metadata else x
-            cursor += take
-            left = None if left is None else left - take
+        return BufferIterator(self, n_tokens, with_metadata)
+
+
+# Buffer settings a saved position is only valid for.
+SETTINGS = ("hook", "seed", "context_len", "capacity", "batch_size", "split", "prepend_bos", "keep_bos",
+            "model_batch_size")
+
+
+class BufferIterator:
+    """The batches of one ``ActivationBuffer.batches()`` call; its position is checkpointable (module docstring)."""
+
+    def __init__(self, buffer, n_tokens: int | None, with_metadata: bool) -> None:
+        self.buffer, self.n_tokens, self.with_metadata = buffer, n_tokens, with_metadata
+        self._generator = torch.Generator().manual_seed(buffer.seed)
+        self._contexts = buffer._context_batches()
+        self._consumed = 0  # context batches taken from the text stream
+        self._pool: tuple[Tensor, Tensor, Tensor] | None = None  # unread (acts, meta, origin) rows
+        self._left = n_tokens
+
+    def __iter__(self) -> BufferIterator:
+        return self
+
+    def _activations(self, batch) -> tuple[Tensor, Tensor]:
+        b = self.buffer
+        acts, meta = activations_from_contexts(b.reader, batch, b.keep_bos, b.prepend_bos)
+        return acts.to(b.device), meta.to(b.device)
+
+    def _harvest(self, n_rows: int, bar=None) -> tuple[Tensor, Tensor, Tensor]:
+        acts, meta, origin, total = [], [], [], 0
+        while total < n_rows:
+            index, batch = self._consumed, next(self._contexts)
+            self._consumed += 1
+            a, m = self._activations(batch)
+            acts.append(a)
+            meta.append(m)
+            origin.append(torch.stack([torch.full((len(a),), index), torch.arange(len(a))], dim=-1))
+            total += len(a)
+            if bar is not None:
+                bar.update(len(a))
+        return torch.cat(acts), torch.cat(meta), torch.cat(origin)
+
+    def _shuffled(self, acts: Tensor, meta: Tensor, origin: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        perm = torch.randperm(len(acts), generator=self._generator)
+        return acts[perm.to(acts.device)], meta[perm.to(meta.device)], origin[perm]
+
+    def __next__(self):
+        b = self.buffer
+        if self._left is not None and self._left <= 0:
+            raise StopIteration
+        if self._pool is None:
+            with tqdm(total=b.capacity, desc=f"harvesting {b.hook}", unit="act", leave=False,
+                      disable=not b.progress) as bar:
+                self._pool = self._shuffled(*self._harvest(b.capacity, bar))
+        acts, meta, origin = self._pool
+        if len(acts) < b.capacity // 2:  # refill: keep the unread half, add new, reshuffle
+            new = self._harvest(b.capacity - len(acts))
+            acts, meta, origin = self._shuffled(*(torch.cat([old, fresh]) for old, fresh in zip(self._pool, new)))
+        take = b.batch_size if self._left is None else min(b.batch_size, self._left)
+        x, rows = acts[:take], meta[:take]
+        self._pool = (acts[take:], meta[take:], origin[take:])
+        if self._left is not None:
+            self._left -= take
+        return (x, TokenMetadata(*rows.unbind(-1))) if self.with_metadata else x
+
+    # ---------------------------------------------------------------------------------------- checkpointing
+
+    def _settings(self) -> dict[str, Any]:
+        b = self.buffer
+        return {name: getattr(b, name) for name in SETTINGS} | {"source": b.source.name, "n_tokens": self.n_tokens}
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able position plus two small tensors ("rng", "origin": [unread rows, 2])."""
+        origin = self._pool[2] if self._pool is not None else torch.zeros(0, 2, dtype=torch.long)
+        return {"settings": self._settings(), "consumed": self._consumed, "left": self._left,
+                "filled": self._pool is not None, "rng": self._generator.get_state(), "origin": origin.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state` (from state_dict of an iterator with the same buffer settings)."""
+        b, mine = self.buffer, self._settings()
+        diff = {k: (v, mine.get(k)) for k, v in state["settings"].items() if mine.get(k) != v}
+        if diff:
+            raise ArgumentError("the saved stream position belongs to other buffer settings ("
+                                + "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
+                                + "); resume with the ActivationBuffer settings of the original run.")
+        origin = state["origin"].long()
+        wanted: dict[int, set[int]] = {}
+        for index, row in origin.tolist():
+            wanted.setdefault(index, set()).add(row)
+        self._contexts, self._consumed = self.buffer._context_batches(), 0
+        rows_at: dict[tuple[int, int], int] = {}  # (context batch, row) -> row of the rebuilt activations
+        acts, meta, offset = [], [], 0
+        for index in range(int(state["consumed"])):  # re-read the stream; run the model only where needed
+            batch = next(self._contexts)
+            if index not in wanted:
+                continue
+            # only the contexts holding wanted rows (a context's activations do not depend on its batch-mates)
+            kept = kept_positions(batch, b.keep_bos, b.prepend_bos).sum(1)
+            ends = kept.cumsum(0)
+            context_of = {row: int(torch.searchsorted(ends, row, right=True)) for row in wanted[index]}
+            chosen = sorted(set(context_of.values()))
+            a, m = self._activations(ContextBatch(*(field[chosen] for field in batch)))
+            sub_start = dict(zip(chosen, [0] + kept[chosen].cumsum(0).tolist()[:-1]))
+            for row, context in context_of.items():
+                rows_at[index, row] = offset + sub_start[context] + row - int(ends[context] - kept[context])
+            acts.append(a)
+            meta.append(m)
+            offset += len(a)
+        self._consumed = int(state["consumed"])
+        self._generator.set_state(state["rng"])
+        self._left = state["left"]
+        if not state["filled"]:
+            self._pool = None
+            return
+        flat = torch.tensor([rows_at[index, row] for index, row in origin.tolist()], dtype=torch.long)
+        acts_all = torch.cat(acts) if acts else torch.zeros(0, b.d_in, device=b.device)
+        meta_all = torch.cat(meta) if meta else torch.zeros(0, 4, dtype=torch.long, device=b.device)
+        self._pool = (acts_all[flat.to(acts_all.device)], meta_all[flat.to(meta_all.device)], origin)

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -190,23 +189,55 @@ class DiskActivations:
         return torch.from_numpy(acts), TokenMetadata(*torch.from_numpy(meta).unbind(-1))
 
     def batches(self, batch_size: int, seed: int = 0, n_tokens: int | None = None, shuffle: bool = True,
-                with_metadata: bool = False, device="cpu") -> Iterator:
-        """Yield ``[batch_size, d_in]`` fp32 batches (with ``TokenMetadata`` if asked).
+                with_metadata: bool = False, device="cpu") -> CacheIterator:
+        """An iterator of ``[batch_size, d_in]`` fp32 batches (with ``TokenMetadata`` if asked).
 
         ``n_tokens=None`` makes one pass over the cache; a larger budget starts further passes, each reshuffled
-        (seeded by ``seed`` and the pass number). ``shuffle=False`` reads in stored order.
+        (seeded by ``seed`` and the pass number). ``shuffle=False`` reads in stored order. The iterator's
+        ``state_dict()`` / ``load_state_dict()`` checkpoint its position (``train()`` resumes without replaying).
         """
         if batch_size <= 0:
             raise ArgumentError(f"batch_size must be positive, got {batch_size}.")
-        left = self.n_tokens if n_tokens is None else n_tokens
-        epoch = 0
-        while left > 0:
-            order = (np.random.default_rng([seed, epoch]).permutation(self.n_tokens) if shuffle
-                     else np.arange(self.n_tokens))
-            for start in range(0, min(left, self.n_tokens), batch_size):
-                idx = order[start:min(start + batch_size, left)]
-                x, meta = self.get(idx)
-                x = x.to(device)
-                yield (x, TokenMetadata(*(m.to(device) for m in meta))) if with_metadata else x
-            left -= min(left, self.n_tokens)
-            epoch += 1
+        return CacheIterator(self, batch_size, seed, n_tokens, shuffle, with_metadata, device)
+
+
+class CacheIterator:
+    """Batches of a DiskActivations in a seeded order; the position (pass, offset, budget) is its state."""
+
+    def __init__(self, cache: DiskActivations, batch_size: int, seed: int, n_tokens: int | None, shuffle: bool,
+                 with_metadata: bool, device) -> None:
+        self.cache, self.batch_size, self.seed, self.shuffle = cache, batch_size, seed, shuffle
+        self.with_metadata, self.device = with_metadata, device
+        self._settings = {"n_rows": cache.n_tokens, "batch_size": batch_size, "seed": seed, "shuffle": shuffle,
+                          "n_tokens": n_tokens, "hook": cache.hook}
+        self._left = cache.n_tokens if n_tokens is None else n_tokens  # budget at the start of this pass
+        self._epoch, self._start, self._order = 0, 0, None
+
+    def __iter__(self) -> CacheIterator:
+        return self
+
+    def __next__(self):
+        n = self.cache.n_tokens
+        while self._left > 0:
+            span = min(self._left, n)
+            if self._start < span:
+                if self._order is None:
+                    self._order = (np.random.default_rng([self.seed, self._epoch]).permutation(n) if self.shuffle
+                                   else np.arange(n))
+                idx = self._order[self._start:min(self._start + self.batch_size, self._left)]
+                self._start += self.batch_size
+                x, meta = self.cache.get(idx)
+                x = x.to(self.device)
+                return (x, TokenMetadata(*(m.to(self.device) for m in meta))) if self.with_metadata else x
+            self._left, self._epoch, self._start, self._order = self._left - span, self._epoch + 1, 0, None
+        raise StopIteration
+
+    def state_dict(self) -> dict:
+        return {"settings": self._settings, "left": self._left, "epoch": self._epoch, "start": self._start}
+
+    def load_state_dict(self, state: dict) -> None:
+        diff = {k: (v, self._settings.get(k)) for k, v in state["settings"].items() if self._settings.get(k) != v}
+        if diff:
+            raise ArgumentError("the saved position belongs to other cache or batch settings ("
+                                + "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items()) + ").")
+        self._left, self._epoch, self._start, self._order = state["left"], state["epoch"], state["start"], None

@@ -30,7 +30,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..data.activations import HookReader, iter_context_batches
+from ..data.reading import HookReader, iter_context_batches
 from ..data.sources import make_source
 from ..errors import ArgumentError, ArgumentTypeError
 

@@ -185,11 +185,17 @@ def load_state(sae: SAEBase, tensors: dict[str, torch.Tensor], source: str = "ch
 
 
 def save_training_state(path: str | os.PathLike, sae: SAEBase, optimizer: torch.optim.Optimizer,
-                        trainer_state: dict[str, Any], keep: int = 2) -> Path:
-    """A resumable snapshot: the SAE (as `save`) plus Adam moments, RNG and the trainer's JSON state
-    (trainer_state["step"] names the snapshot). All files become visible together or not at all."""
+                        trainer_state: dict[str, Any], keep: int = 2, data_state: dict[str, Any] | None = None) -> Path:
+    """A resumable snapshot: the SAE (as `save`) plus Adam moments, RNG, the trainer's JSON state
+    (trainer_state["step"] names the snapshot) and, if given, the data iterator's state (its tensors go to
+    trainer.safetensors as "data.<key>", the rest to trainer.json). All files become visible together or not at
+    all."""
     names = {id(p): n for n, p in sae.named_parameters()}
     tensors = {"rng.torch": torch.get_rng_state()}
+    if data_state is not None:
+        tensors |= {f"data.{k}": v for k, v in data_state.items() if isinstance(v, torch.Tensor)}
+        trainer_state = {**trainer_state,
+                         "data_state": {k: v for k, v in data_state.items() if not isinstance(v, torch.Tensor)}}
     for p in optimizer.param_groups[0]["params"]:
         for key, value in optimizer.state.get(p, {}).items():
             tensors[f"adam.{names[id(p)]}.{key}"] = torch.as_tensor(value)
@@ -230,4 +236,6 @@ def load_training_state(path: str | os.PathLike, sae: SAEBase,
     for key, value in state["optimizer"].items():
         optimizer.param_groups[0][key] = tuple(value) if isinstance(value, list) else value
     torch.set_rng_state(tensors["rng.torch"])
+    if "data_state" in state:  # the data iterator's position (its tensors were stored beside the moments)
+        state["data_state"] |= {k[len("data."):]: v for k, v in tensors.items() if k.startswith("data.")}
     return state

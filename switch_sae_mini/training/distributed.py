@@ -122,9 +122,9 @@ def sum_across_ranks(grads: list[Tensor], extra: list[Tensor],
     return grads, flat[offset:]
 
 
-class DataParallel(StepHooks):
-    """Every rank holds the whole SAE and its own batch; after the reduction all ranks hold the same gradients,
-    so the default local clip is the global one. `result` holds the step's global values afterwards."""
+class DistributedHooks(StepHooks):
+    """What both distributed steps share: the biases start from every rank's first batch; `timings` collects
+    communication seconds; `result` holds the step's global values afterwards."""
 
     def __init__(self, timings: dict[str, float] | None = None) -> None:
         self.timings = timings
@@ -132,6 +132,11 @@ class DataParallel(StepHooks):
 
     def init_batch(self, x: Tensor) -> Tensor:
         return all_gather_rows(x)
+
+
+class DataParallel(DistributedHooks):
+    """Every rank holds the whole SAE and its own batch; after the reduction all ranks hold the same gradients,
+    so the default local clip is the global one."""
 
     def forward(self, sae, x, step, cfg):
         out, loss = super().forward(sae, x, step, cfg)

@@ -28,8 +28,8 @@ from ..config import ConfigError, TrainConfig
 from ..saes import SAEBase, SwitchSAE, check_input, geometric_median, kernels, mse_per_element
 from ..saes.metrics import fired_mask
 from ..saes.routing import expert_counts, gate_values, group_by_expert, load_balance_loss, route
-from .distributed import StepResult, all_gather_rows, grads_or_zeros, sum_across_ranks
-from .step import StepHooks, training_step
+from .distributed import DistributedHooks, StepResult, grads_or_zeros, sum_across_ranks
+from .step import training_step
 
 
 def check_expert_split(n_experts: int, world_size: int) -> int:
@@ -194,17 +194,9 @@ def gather_switch_sae(shard: ExpertShard) -> SwitchSAE:
     return sae
 
 
-class ExpertParallel(StepHooks):
+class ExpertParallel(DistributedHooks):
     """Hooks of training_step for an ExpertShard: the expert-parallel forward, a reduction of the replicated
-    gradients only, and a clip by the global norm (sharded squared norms summed over ranks). `result` holds the
-    step's global values afterwards."""
-
-    def __init__(self, timings: dict[str, float] | None = None) -> None:
-        self.timings = timings
-        self.result: StepResult | None = None
-
-    def init_batch(self, x: Tensor) -> Tensor:
-        return all_gather_rows(x)
+    gradients only, and a clip by the global norm (sharded squared norms summed over ranks)."""
 
     def forward(self, shard, x, step, cfg):
         fwd = expert_parallel_forward(shard, x, self.timings)

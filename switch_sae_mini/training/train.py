@@ -90,7 +90,7 @@ def train(sae: SAEBase | SAEConfig, batches: Iterable[Tensor], cfg: TrainConfig 
     base_lr = cfg.learning_rate(sae.cfg.d_sae)
     optimizer = make_optimizer(sae, base_lr)
 
-    start_step, history = 0, []
+    start_step, history, state = 0, [], {}
     if resume:
         if checkpoint_dir is None:
             raise ConfigError("resume=True needs checkpoint_dir= pointing at a training checkpoint.")
@@ -101,9 +101,17 @@ def train(sae: SAEBase | SAEConfig, batches: Iterable[Tensor], cfg: TrainConfig 
             warnings.warn(f"resume=True but {checkpoint_dir} holds no checkpoint yet; training from step 0.",
                           RuntimeWarning, stacklevel=2)
     batch_iter = iter(batches)
-    for _ in range(start_step):  # replay the data stream up to where the checkpoint stopped
-        next(batch_iter, None)
-
+    resumable = callable(getattr(batch_iter, "state_dict", None)) and callable(
+        getattr(batch_iter, "load_state_dict", None))
+    if start_step and resumable and "data_state" in state:
+        batch_iter.load_state_dict(state["data_state"])  # continue the stream where the checkpoint left it
+    elif start_step:
+        warnings.warn(f"resuming at step {start_step}: the batch iterable has no state_dict(), so its first "
+                      f"{start_step} batches are drawn again and dropped (for an ActivationBuffer stream that re-runs "
+                      f"the language model on them). ActivationBuffer.batches() and DiskActivations.batches() "
+                      f"resume without replaying.", RuntimeWarning, stacklevel=2)
+        for _ in range(start_step):
+            next(batch_iter, None)
     callbacks = list(callbacks)
     bar = _progress(cfg.n_steps, start_step, progress)
     window_tokens = 0
@@ -141,7 +149,7 @@ def train(sae: SAEBase | SAEConfig, batches: Iterable[Tensor], cfg: TrainConfig 
             _check_finite_weights(sae, step + 1)  # never write a checkpoint that cannot be resumed from
             save_training_state(checkpoint_dir, sae, optimizer,
                                 {"step": step + 1, "train_config": cfg.to_dict(), "history": history},
-                                keep=cfg.keep_checkpoints)
+                                keep=cfg.keep_checkpoints, data_state=batch_iter.state_dict() if resumable else None)
     if bar is not None:
         bar.close()
     sae.eval()

@@ -21,7 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ... import analysis
-from ...data.activations import HookReader
+from ...data.reading import HookReader
 from ...errors import ArgumentError, UnknownNameError
 from ...saes.metrics import expert_share
 
