@@ -72,8 +72,9 @@ SAES = {arch: make_sae(SAEConfig(arch=arch, d_in=8, d_sae=32, k=4, n_experts=4 i
 @settings(max_examples=1500, **SETTINGS)
 @given(arch=st.sampled_from(sorted(SAES)), dtype=st.sampled_from(DTYPES),
        shape=st.lists(st.integers(0, 4), min_size=0, max_size=2), last=st.sampled_from([8, 8, 8, 7, 0]),
-       special=st.sampled_from([None, "nan", "inf", "huge"]), transpose=st.booleans(), training=st.booleans())
-def test_forward_takes_any_tensor_or_says_why(arch, dtype, shape, last, special, transpose, training):
+       special=st.sampled_from([None, "nan", "inf", "huge"]), transpose=st.booleans(), training=st.booleans(),
+       meta=st.sampled_from([False, False, False, True]))
+def test_forward_takes_any_tensor_or_says_why(arch, dtype, shape, last, special, transpose, training, meta):
     sae = SAES[arch].train(training)
     x = torch.randn(*shape, last).to(dtype) if dtype not in (torch.bool,) else torch.ones(*shape, last, dtype=dtype)
     if transpose and x.ndim >= 2:
@@ -81,6 +82,8 @@ def test_forward_takes_any_tensor_or_says_why(arch, dtype, shape, last, special,
     if special and x.is_floating_point() and x.numel():
         x = x.clone()
         x[(0,) * x.ndim] = {"nan": float("nan"), "inf": float("inf"), "huge": 1e30}[special]
+    if meta:  # another device than the SAE's (the only other device a CPU-only machine has)
+        x = x.to("meta")
     try:
         out = sae(x)
     except SwitchSAEError as exc:

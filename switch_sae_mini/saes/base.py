@@ -115,14 +115,16 @@ def check_input(x: Tensor, d_in: int, like: Tensor | None = None) -> Tensor:
         raise InputError(f"activations are empty (shape {tuple(x.shape)}); pass at least one token.")
     if not x.is_floating_point():
         raise InputError(f"activations must be floating point, got dtype {x.dtype}.")
+    if like is not None and x.device != like.device:
+        raise InputError(f"activations are on device {x.device} but the SAE is on {like.device}; move one of "
+                         f"them (x.to({str(like.device)!r}) or sae.to(...)).")
+    if x.device.type == "meta":
+        raise InputError("activations are on the meta device (shapes only, no values); pass real tensors.")
     if not torch.isfinite(x).all():
         raise InputError(f"activations contain {int((~torch.isfinite(x)).sum())} NaN/inf values; clean them first "
                          f"(fp16 activations overflow easily: harvest in bf16 or fp32).")
     if like is None:
         return x
-    if x.device != like.device:
-        raise InputError(f"activations are on {x.device} but the SAE is on {like.device}; move one of them "
-                         f"(x.to({str(like.device)!r}) or sae.to(...)).")
     if torch.is_autocast_enabled(like.device.type):
         return x  # autocast chooses the matmul precision
     return x.to(like.dtype)
