@@ -434,3 +434,24 @@ def test_disk_cache_stream_resumes_from_its_state(tiny_lm, sample_docs, tmp_path
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     with pytest.raises(SwitchSAEError, match="seed: saved 2, now 3"):
         cache.batches(64, seed=3, n_tokens=1400).load_state_dict(stream.state_dict())
+
+
+def test_checkpoints_record_where_the_activations_came_from(tiny_lm, sample_docs, tmp_path):
+    from switch_sae_mini import SAEConfig, TrainConfig, load, train
+
+    buffer = ActivationBuffer(tiny_lm, source=sample_docs, context_len=32, n_contexts=8, batch_size=64, seed=3,
+                              progress=False)
+    cfg = SAEConfig(arch="topk", d_in=64, d_sae=64, k=4)
+    result = train(cfg, buffer.batches(), TrainConfig(n_steps=5, log_every=2), checkpoint_dir=tmp_path / "run",
+                   progress=False)
+    provenance = load(tmp_path / "run").provenance
+    assert provenance["model_name"] == tiny_lm.cfg.model_name and provenance["hook"] == "blocks.0.hook_resid_post"
+    assert (provenance["context_len"], provenance["prepend_bos"], provenance["split"]) == (32, True, "train")
+    assert provenance["tokens_trained"] == 5 * 64 == result.sae.provenance["tokens_trained"]
+    assert provenance["package_version"] and len(provenance["model_fingerprint"]) == 16
+    cache = harvest_to_disk(tiny_lm, tmp_path / "cache", n_tokens=300, source=sample_docs, context_len=32,
+                            n_contexts=8, progress=False)
+    train(cfg, cache.batches(64, n_tokens=300), TrainConfig(n_steps=4), checkpoint_dir=tmp_path / "cached",
+          progress=False)
+    cached = load(tmp_path / "cached").provenance
+    assert cached["activation_cache"] == str(cache.path) and cached["hook"] == provenance["hook"]

@@ -231,3 +231,19 @@ def test_non_finite_values_stop_training_at_that_step_and_keep_the_last_checkpoi
     with pytest.raises(TrainingDivergedError, match="loss became nan at step 1;"):
         train(tiny_cfg("topk"), batches, TrainConfig(n_steps=8, lr=1e38, grad_clip=0), progress=False)
     assert issubclass(TrainingDivergedError, FloatingPointError)
+
+
+def test_provenance_is_saved_settable_by_hand_and_unknown_for_old_checkpoints(tmp_path, capsys):
+    from switch_sae_mini.cli import main
+
+    sae = make_sae(tiny_cfg("topk"))
+    sae.provenance = {"model_name": "gpt2", "hook": "blocks.8.hook_resid_post", "tokens_trained": 819_200_000}
+    save(sae, tmp_path / "ck")
+    loaded = load(tmp_path / "ck")
+    assert loaded.provenance["hook"] == "blocks.8.hook_resid_post" and loaded.provenance["tokens_trained"] == 819_200_000
+    assert "package_version" in loaded.provenance
+    assert "unknown" in load(DATA / "checkpoint_v1_topk").provenance
+    assert main(["info", str(tmp_path / "ck")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["provenance"]["model_name"] == "gpt2" and report["loads"] == "000001-save"
+    assert report["sae_config"]["arch"] == "topk" and report["training_state"] is False

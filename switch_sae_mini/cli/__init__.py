@@ -3,8 +3,10 @@
     train, demo, ledger      training on saved activations, the end-to-end demo, the FLOP ledger  (train.py)
     paper                    the paper's GPT-2 setting                                            (paper.py)
     distributed              data-/expert-parallel training under torchrun                        (distributed.py)
-    bench, bench-harvest     benchmarks                                                           (bench.py)
+    bench, bench-harvest,    benchmarks                                                           (bench.py)
+    bench-memory
     assignments, grade       the classroom tools                                                  (classroom.py)
+    info                     a checkpoint's config, provenance and snapshots                      (info.py)
 
 Flags that mirror a config field are derived from SAEConfig / TrainConfig (flags.py), so they cannot drift.
 Heavy imports happen inside the commands, so ``--help`` is fast.
@@ -15,14 +17,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from . import bench, classroom, distributed, paper, train
+from . import bench, classroom, distributed, info, paper, train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m switch_sae_mini",
                                      description="Switch Sparse Autoencoders (Mudide et al. 2024) from scratch.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    for module in (train, paper, distributed, bench, classroom):
+    for module in (train, paper, distributed, bench, classroom, info):
         module.register(sub)
     return parser
 

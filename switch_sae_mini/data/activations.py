@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from ..errors import ArgumentError
 from .reading import (ContextBatch, HookReader, TokenMetadata, UnknownHookError, activations_from_contexts,
                       iter_context_batches, kept_positions)
+from .models import model_fingerprint
 from .sources import SourceError, make_source
 
 __all__ = ["ActivationBuffer", "BufferIterator", "ContextBatch", "HookReader", "TokenMetadata", "UnknownHookError",
@@ -180,6 +181,13 @@ class BufferIterator:
     def _settings(self) -> dict[str, Any]:
         b = self.buffer
         return {name: getattr(b, name) for name in SETTINGS} | {"source": b.source.name, "n_tokens": self.n_tokens}
+
+    def provenance(self) -> dict[str, Any]:
+        """Where these activations come from (recorded in the checkpoints of SAEs trained on them)."""
+        b = self.buffer
+        return {"model_name": str(b.model.cfg.model_name), "model_fingerprint": model_fingerprint(b.model),
+                "hook": b.hook, "source": b.source.name, "split": b.split, "context_len": b.context_len,
+                "prepend_bos": b.prepend_bos, "keep_bos": b.keep_bos, "data_seed": b.seed}
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able position plus two small tensors ("rng", "origin": [unread rows, 2])."""

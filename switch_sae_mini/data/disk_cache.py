@@ -232,6 +232,14 @@ class CacheIterator:
             self._left, self._epoch, self._start, self._order = self._left - span, self._epoch + 1, 0, None
         raise StopIteration
 
+    def provenance(self) -> dict:
+        """Where these activations come from: the settings the cache was harvested with."""
+        m = self.cache.manifest
+        return {"model_name": m["model_name"], "model_fingerprint": m["model_fingerprint"], "hook": m["hook"],
+                "source": m["source"], "split": m["split"], "context_len": m["context_len"],
+                "prepend_bos": m["prepend_bos"], "keep_bos": m["keep_bos"], "data_seed": m["seed"],
+                "activation_cache": str(self.cache.path)}
+
     def state_dict(self) -> dict:
         return {"settings": self._settings, "left": self._left, "epoch": self._epoch, "start": self._start}
 

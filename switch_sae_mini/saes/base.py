@@ -145,6 +145,9 @@ class SAEBase(nn.Module):
         self.register_buffer("tokens_since_fired", torch.zeros(cfg.d_sae, dtype=torch.long))
         # Whether b_dec (and b_router) were set from data yet.
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        # Where the training activations came from (model, hook, source, ...): saved with checkpoints, filled by
+        # train() when its batches know it, settable by hand; {} means unknown.
+        self.provenance: dict = {}
 
     @property
     def uses_decoder_norm(self) -> bool:

@@ -54,9 +54,19 @@ def _write_tensors(tensors: dict[str, torch.Tensor]):
 
 
 def _sae_files(sae: SAEBase) -> dict:
+    provenance = {**getattr(sae, "provenance", {}), "package_version": _package_version()}
     return {"config.json": _write_json({"format": FORMAT, "format_version": FORMAT_VERSION,
-                                        "sae_config": sae.cfg.to_dict()}),
+                                        "sae_config": sae.cfg.to_dict(), "provenance": provenance}),
             "model.safetensors": _write_tensors(sae.state_dict())}
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("switch_sae_mini")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def _drop_legacy_files(folder: Path) -> None:
@@ -167,7 +177,13 @@ def load(path: str | os.PathLike, arch: str | None = None, device: str | torch.d
     tensors = _read_tensors(ckpt.files / "model.safetensors", legacy_sha)
     sae = make_sae(ckpt.cfg)
     load_state(sae, tensors, source=str(path))
+    sae.provenance = provenance_of(ckpt)
     return sae.to(device)
+
+
+def provenance_of(ckpt: Checkpoint) -> dict[str, Any]:
+    """The checkpoint's provenance record; checkpoints written before 0.2.0 have none (marked unknown)."""
+    return dict(ckpt.raw.get("provenance") or {"unknown": "saved before switch_sae_mini 0.2.0 recorded provenance"})
 
 
 def load_state(sae: SAEBase, tensors: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
@@ -223,6 +239,7 @@ def load_training_state(path: str | os.PathLike, sae: SAEBase,
         raise CheckpointError(f"{path} was trained with {ckpt.cfg} but the SAE to resume has {sae.cfg}; resume "
                               f"with the same SAEConfig (or start a new run).")
     state = json.loads((ckpt.files / "trainer.json").read_text())
+    sae.provenance = provenance_of(ckpt)
     legacy = not ckpt.verified
     load_state(sae, _read_tensors(ckpt.files / "model.safetensors",
                                   ckpt.raw.get("weights_sha256") if legacy else None), str(path))

@@ -112,6 +112,8 @@ def train(sae: SAEBase | SAEConfig, batches: Iterable[Tensor], cfg: TrainConfig 
                       f"resume without replaying.", RuntimeWarning, stacklevel=2)
         for _ in range(start_step):
             next(batch_iter, None)
+    if callable(getattr(batch_iter, "provenance", None)):
+        sae.provenance = {**sae.provenance, **batch_iter.provenance()}
     callbacks = list(callbacks)
     bar = _progress(cfg.n_steps, start_step, progress)
     window_tokens = 0
@@ -147,12 +149,14 @@ def train(sae: SAEBase | SAEConfig, batches: Iterable[Tensor], cfg: TrainConfig 
         save_now = cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0
         if checkpoint_dir is not None and (save_now or step == cfg.n_steps - 1):
             _check_finite_weights(sae, step + 1)  # never write a checkpoint that cannot be resumed from
+            sae.provenance["tokens_trained"] = (history[-1]["tokens"] if history else 0) + window_tokens
             save_training_state(checkpoint_dir, sae, optimizer,
                                 {"step": step + 1, "train_config": cfg.to_dict(), "history": history},
                                 keep=cfg.keep_checkpoints, data_state=batch_iter.state_dict() if resumable else None)
     if bar is not None:
         bar.close()
     sae.eval()
+    sae.provenance["tokens_trained"] = (history[-1]["tokens"] if history else 0) + window_tokens
     final = history[-1] if history else {}
     return TrainResult(sae, history, final, time.perf_counter() - t0, cfg.n_steps)
 
