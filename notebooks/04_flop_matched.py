@@ -141,9 +141,10 @@ for k in KS:
         if D_SAE // e >= k:  # each expert needs at least k latents
             configs[("width-matched", e, k)] = ssm.flops.width_matched(dense, e)
 
-results = {}
+results, trained = {}, {}
 for key, cfg in configs.items():
     run = ssm.train(cfg, ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg, progress=False)
+    trained[key] = run.sae
     m = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
     splice = evaluator.evaluate(run.sae)
     results[key] = {**m, "loss_recovered": splice.loss_recovered, "delta_ce": splice.delta_ce,
@@ -231,3 +232,25 @@ for (kind, e, k), m in results.items():
 # - In the paper, FLOP-matched Switch SAEs beat TopK at every k, and width-matched ones trade a little
 #   reconstruction for $E\times$ fewer encoder FLOPs. Check the verdict lines above for what this small run shows.
 # - FLOP-matched SAEs cost $E\times$ the parameters (and Adam state): compute-efficient, not memory-efficient.
+
+# %% [markdown]
+# ## 8 · Using this SAE elsewhere
+#
+# Most interpretability tools (SAELens, SAEBench, SAEDashboard) read SAELens's folder format. `export_saelens`
+# writes a TopK or ReLU SAE in it, with the model and hook recorded; `load_saelens` reads such a folder back, or
+# one trained with SAELens. The round trip below is exact. (Switch SAEs have no SAELens architecture; see the README,
+# "Using your SAEs elsewhere".)
+
+# %%
+import tempfile
+from pathlib import Path
+
+topk = trained[("TopK", 1, KS[-1])]
+export_dir = Path(tempfile.mkdtemp()) / "topk_saelens"
+ssm.export_saelens(topk, export_dir, model_name=MODEL, hook_name=buffer.hook)
+print(sorted(p.name for p in export_dir.iterdir()))
+back = ssm.load_saelens(export_dir)
+with torch.no_grad():
+    difference = (back(held_out[:512]).x_hat - topk(held_out[:512]).x_hat).abs().max()
+print(f"loaded back as {type(back).__name__} (k={back.cfg.k}); max |x_hat difference| = {float(difference):.1e}")
+

@@ -11,13 +11,14 @@ the explorer), with classroom/, bench/ and cli/ on top and config, flops, device
 face stays flat: the names below, and the modules notebooks use (ssm.activations, ssm.metrics, ...).
 """
 
-from . import analysis, device, evaluation, flops, paper
+from . import analysis, device, evaluation, flops, interop, paper
 from .analysis import plotting
 from .classroom import checks, notebook
 from .config import ConfigError, SAEConfig, TrainConfig
 from .data import activations, corpus, models
 from .data.models import BUNDLED_MODEL, load_model
 from .errors import SwitchSAEError, TrainingDivergedError
+from .interop import export_saelens, load_saelens
 from .saes import (ForwardOutput, InputError, ReLUSAE, SwitchSAE, TopKSAE, load_balance_loss, make_sae, metrics,
                    route)
 from .training import CheckpointError, TrainResult, has_checkpoint, load, save, train
@@ -30,7 +31,8 @@ __all__ = [
     "SAEConfig", "TrainConfig", "ConfigError", "InputError", "CheckpointError", "SwitchSAEError",
     "TrainingDivergedError",
     "make_sae", "ReLUSAE", "TopKSAE", "SwitchSAE", "ForwardOutput", "route", "load_balance_loss",
-    "train", "TrainResult", "save", "load", "has_checkpoint", "load_model", "BUNDLED_MODEL",
+    "train", "TrainResult", "save", "load", "has_checkpoint", "load_model", "BUNDLED_MODEL", "export_saelens",
+    "load_saelens", "interop",
     "activations", "analysis", "checks", "corpus", "device", "evaluation", "models", "flops", "gpu", "metrics",
     "notebook", "paper", "plotting", "__version__",
 ]

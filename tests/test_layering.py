@@ -21,7 +21,7 @@ TIERS = [
     {"flops"},
     {"device", "paper"},
     {"data", "saes"},             # data -> activations; the SAEs and their metrics (independent of each other)
-    {"training", "evaluation"},   # training uses saes; spliced LM evaluation uses data and an SAE
+    {"training", "evaluation", "interop"},  # training uses saes; LM evaluation data and an SAE; formats an SAE
     {"analysis"},
     {"bench", "classroom"},
     {"cli"},
