@@ -127,8 +127,10 @@ def test_route_text_matches_the_sae_on_harvested_activations(tiny_lm, sample_doc
     assert routing.feature_idx.shape == (15, 2)
     assert (routing.feature_acts[:, 0] >= routing.feature_acts[:, 1]).all()
     assert analysis.route_text(reader, sae, "").token_ids == []
-    with pytest.raises(ValueError, match="Switch SAE"):
-        analysis.route_text(reader, make_sae(SAEConfig(arch="topk", d_in=64, d_sae=64, k=4)), "hi")
+    with pytest.raises(ValueError, match="Switch or TopK SAE"):
+        analysis.route_text(reader, make_sae(SAEConfig(arch="relu", d_in=64, d_sae=64)), "hi")
+    topk_routing = analysis.route_text(reader, make_sae(SAEConfig(arch="topk", d_in=64, d_sae=64, k=4)), "hi there")
+    assert topk_routing.expert_idx.eq(0).all() and topk_routing.router_prob.eq(1).all()  # one expert, no router
     with pytest.raises(ValueError, match="d_in=64"):
         narrow = make_sae(SAEConfig(arch="switch", d_in=32, d_sae=64, k=4, n_experts=4))
         analysis.route_text(reader, narrow, "hi")

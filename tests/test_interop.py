@@ -133,3 +133,45 @@ def test_what_cannot_be_exported_or_read(tmp_path):
     with pytest.raises(SAELensFormatError, match="cfg.json is missing"):
         load_saelens(tmp_path / "nothing")
     assert issubclass(SAELensFormatError, SwitchSAEError)
+
+
+# The attribute contract of SAEBench's custom SAEs (sae_bench 0.6: custom_saes/base_sae.py, custom_sae_config.py
+# and its README). sae-bench itself does not install beside our torch (it pulls torchvision and numpy < 2), so the
+# contract is checked here rather than by importing its BaseSAE.
+SAEBENCH_CFG_FIELDS = ["model_name", "d_in", "d_sae", "hook_layer", "hook_name", "context_size", "hook_head_index",
+                       "architecture", "apply_b_dec_to_input", "finetuning_scaling_factor", "activation_fn_str",
+                       "prepend_bos", "normalize_activations", "dtype", "device", "dataset_path",
+                       "dataset_trust_remote_code", "seqpos_slice", "training_tokens", "sae_lens_training_version",
+                       "neuronpedia_id"]
+
+
+def test_switch_sae_meets_saebenchs_custom_sae_contract():
+    from switch_sae_mini.interop import SAEBenchSwitchSAE
+
+    torch.manual_seed(0)
+    sae = make_sae(SAEConfig(arch="switch", d_in=16, d_sae=64, k=4, n_experts=4))
+    sae.provenance = {"model_name": "gpt2", "hook": "blocks.8.hook_resid_post", "context_len": 128,
+                      "tokens_trained": 4096}
+    bench = SAEBenchSwitchSAE(sae)
+    for name in SAEBENCH_CFG_FIELDS:
+        assert hasattr(bench.cfg, name), name
+    assert (bench.cfg.hook_layer, bench.cfg.d_sae, bench.cfg.dtype, bench.cfg.training_tokens) == (8, 64, "float32", 4096)
+    assert isinstance(bench.cfg.to_dict(), dict) and bench.cfg.architecture == "switch"
+    assert bench.W_enc.shape == (16, 64) and bench.W_dec.shape == (64, 16)
+    assert bench.b_enc.shape == (64,) and bench.b_dec.shape == (16,)
+    assert isinstance(bench.W_dec, torch.nn.Parameter) and bench.W_dec is sae.W_dec  # shared, not copied
+    assert bench.device == torch.device("cpu") and bench.dtype == torch.float32 and bench.check_decoder_norms()
+    x = torch.randn(3, 5, 16)  # SAEBench passes [batch, pos, d_in]
+    feature_acts = bench.encode(x)
+    assert feature_acts.shape == (3, 5, 64) and (feature_acts != 0).sum(-1).max() <= 4
+    expert_of_latent = torch.arange(64) // 16
+    active = feature_acts.reshape(-1, 64) != 0
+    assert all(expert_of_latent[row].unique().numel() <= 1 for row in active)  # one expert per token
+    torch.testing.assert_close(bench.decode(feature_acts), bench(x), rtol=0, atol=1e-5)
+    torch.testing.assert_close(bench(x), sae(x).x_hat, rtol=0, atol=0)
+    bench.to(dtype=torch.float64)
+    assert bench.cfg.dtype == "float64" and bench.dtype == torch.float64
+    with pytest.raises(SwitchSAEError, match="wraps a Switch SAE"):
+        SAEBenchSwitchSAE(make_sae(SAEConfig(arch="topk", d_in=16, d_sae=64, k=4)))
+    with pytest.raises(SwitchSAEError, match="model_name= and hook_name="):
+        SAEBenchSwitchSAE(make_sae(SAEConfig(arch="switch", d_in=16, d_sae=64, k=4, n_experts=4)))

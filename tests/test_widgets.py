@@ -53,9 +53,9 @@ def test_build_precomputes_codes_and_statistics(data):
 
 
 def test_build_rejects_bad_saes(tiny_lm, sample_docs):
-    topk = make_sae(SAEConfig(arch="topk", d_in=64, d_sae=64, k=4))
-    with pytest.raises(ValueError, match=r"saes\['t'\] is not a Switch SAE"):
-        ExplorerData.build(tiny_lm, {"t": topk}, n_tokens=50, source=sample_docs, progress=False)
+    relu = make_sae(SAEConfig(arch="relu", d_in=64, d_sae=64))
+    with pytest.raises(ValueError, match=r"saes\['t'\] is not a Switch or TopK SAE"):
+        ExplorerData.build(tiny_lm, {"t": relu}, n_tokens=50, source=sample_docs, progress=False)
     wrong = make_sae(SAEConfig(arch="switch", d_in=32, d_sae=64, k=4, n_experts=4))
     with pytest.raises(ValueError, match="d_in=32"):
         ExplorerData.build(tiny_lm, wrong, n_tokens=50, source=sample_docs, progress=False)
@@ -201,3 +201,23 @@ def test_out_of_range_indices_raise_package_errors(data, expert, feature, thresh
             call()
         except SwitchSAEError as exc:
             assert any(w in str(exc) for w in ("outside", "threshold", "no SAE named")), str(exc)
+
+
+def test_the_explorer_opens_on_an_imported_saelens_topk_sae(tiny_lm, sample_docs, tmp_path):
+    """A TopK SAE in SAELens's format (as SAELens writes it, apply_b_dec_to_input true) opens as one expert."""
+    from switch_sae_mini.interop import export_saelens, load_saelens
+
+    torch.manual_seed(3)
+    source = make_sae(SAEConfig(arch="topk", d_in=64, d_sae=64, k=4))
+    imported = load_saelens(export_saelens(source, tmp_path / "topk", model_name="tiny", hook_name="blocks.0.x"))
+    data = ExplorerData.build(tiny_lm, {"saelens": imported}, n_tokens=2_000, source=sample_docs, progress=False)
+    app = expert_explorer(data)
+    view = data.view("saelens")
+    assert view.n_experts == 1 and float(view.usage[0]) == 1.0
+    assert "expert 0</b> of 1 receives <b>100.0%</b>" in app.expert_view.value
+    busiest = int(view.stats.frequency.argmax())
+    app.feature_selector.value = (busiest + 1) % 64
+    app.feature_selector.value = busiest
+    assert f"feature {busiest}" in app.feature_view.value
+    app.text_input.value = "In the beginning"
+    assert app.text_view.value.count("<tr>") >= 3

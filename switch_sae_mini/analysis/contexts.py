@@ -129,11 +129,12 @@ class TextRouting(NamedTuple):
 @torch.no_grad()
 def route_text(reader, sae, text: str, top_features: int = 3, max_tokens: int | None = None) -> TextRouting:
     """Run ``text`` through the model up to the SAE's hook (``reader``: an ``activations.HookReader``) and the
-    Switch SAE. BOS is prepended and its activation dropped, as when the SAE's training data was harvested."""
+    Switch SAE (a TopK SAE counts as one expert with router probability 1). BOS is prepended and its activation
+    dropped, as when the SAE's training data was harvested."""
     if not isinstance(text, str):
         raise ArgumentTypeError(f"text must be a str, got {type(text).__name__}.")
-    if getattr(sae.cfg, "arch", None) != "switch":
-        raise ArgumentError(f"route_text needs a Switch SAE (cfg.arch='switch'), got arch={sae.cfg.arch!r}.")
+    if getattr(sae.cfg, "arch", None) not in ("switch", "topk"):
+        raise ArgumentError(f"route_text needs a Switch or TopK SAE, got arch={sae.cfg.arch!r}.")
     if reader.d_in != sae.cfg.d_in:
         raise ArgumentError(f"the reader's hook gives d_in={reader.d_in} but the SAE expects {sae.cfg.d_in}; "
                          "pass the hook the SAE was trained on.")
@@ -149,5 +150,9 @@ def route_text(reader, sae, text: str, top_features: int = 3, max_tokens: int | 
     vals, order = out.latent_acts.sort(dim=-1, descending=True)
     vals, order = vals[:, :top_features], order[:, :top_features]
     idx = out.latent_idx.gather(-1, order)
-    return TextRouting(token_ids=ids, expert_idx=out.expert_idx.cpu(), router_prob=out.router_probs.max(-1).values.cpu(),
-                       feature_idx=idx.cpu(), feature_acts=vals.clamp_min(0).cpu())
+    if out.expert_idx is None:  # TopK: one expert, no router
+        expert_idx, router_prob = torch.zeros(len(ids), dtype=torch.long), torch.ones(len(ids))
+    else:
+        expert_idx, router_prob = out.expert_idx.cpu(), out.router_probs.max(-1).values.cpu()
+    return TextRouting(token_ids=ids, expert_idx=expert_idx, router_prob=router_prob, feature_idx=idx.cpu(),
+                       feature_acts=vals.clamp_min(0).cpu())

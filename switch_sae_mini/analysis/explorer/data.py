@@ -85,7 +85,8 @@ class ExplorerData:
               contexts_per_doc: int = 4, hook: str | None = None, progress: bool = True) -> ExplorerData:
         """Harvest ``n_tokens`` in document order (held-out ``split`` by default) and precompute per SAE.
 
-        saes: a Switch SAE or a dict {name: Switch SAE}; all must read ``hook`` (default: the model's).
+        saes: a Switch SAE or a dict {name: SAE}; all must read ``hook`` (default: the model's). TopK SAEs (such as
+        one imported with ``load_saelens``) are shown as a single expert.
         """
 
         saes = saes if isinstance(saes, dict) else {"SAE": saes}
@@ -93,9 +94,9 @@ class ExplorerData:
             raise ArgumentError("saes is empty; pass a Switch SAE or a dict {name: Switch SAE}.")
         reader = HookReader(model, hook)
         for name, sae in saes.items():
-            if getattr(getattr(sae, "cfg", None), "arch", None) != "switch":
-                raise ArgumentError(f"saes[{name!r}] is not a Switch SAE (cfg.arch must be 'switch'); the "
-                                 "explorer shows experts: train or load one with SAEConfig(arch='switch').")
+            if getattr(getattr(sae, "cfg", None), "arch", None) not in ("switch", "topk"):
+                raise ArgumentError(f"saes[{name!r}] is not a Switch or TopK SAE (cfg.arch must be 'switch' or "
+                                    "'topk'; a ReLU SAE's codes are dense). A TopK SAE shows as one expert.")
             if sae.cfg.d_in != reader.d_in:
                 raise ArgumentError(f"saes[{name!r}] has d_in={sae.cfg.d_in} but hook {reader.hook!r} gives "
                                  f"d_in={reader.d_in}; pass hook= the SAE was trained on.")
@@ -109,6 +110,9 @@ class ExplorerData:
                 bar.set_postfix_str(f"{name}: encoding")
                 codes = analysis.encode_all(sae, data.acts.to(sae.W_dec.device))
                 codes = analysis.Encoded._make(None if t is None else t.cpu() for t in codes)
+                if codes.expert_idx is None:  # a TopK SAE (e.g. imported from SAELens): one expert holding all
+                    n = len(codes.latent_idx)
+                    codes = codes._replace(expert_idx=torch.zeros(n, dtype=torch.long), router_prob=torch.ones(n))
                 bar.update()
                 bar.set_postfix_str(f"{name}: decoder neighbours")
                 E = int(sae.cfg.n_experts)
