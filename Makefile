@@ -29,7 +29,7 @@ lab: $(STAMP)
 test: unit notebooks
 
 unit: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q -rs
 
 # FAST only shrinks sizes (tokens, widths, steps); every cell still runs.
 notebooks: $(STAMP)
