@@ -149,6 +149,14 @@ class SAEBase(nn.Module):
         # train() when its batches know it, settable by hand; {} means unknown.
         self.provenance: dict = {}
 
+    def _init_unit_decoder_and_tied_encoder(self) -> None:
+        """TopK and Switch init (Gao et al.): random unit-norm decoder rows, encoder = decoder transpose, kept
+        column-major (row j of the memory is latent j's encoder vector, the layout the sparse kernels write)."""
+        W_dec = torch.randn(self.cfg.d_sae, self.cfg.d_in)
+        W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
+        self.W_dec = nn.Parameter(W_dec)
+        self.W_enc = nn.Parameter(W_dec.clone().t())
+
     @property
     def uses_decoder_norm(self) -> bool:
         return self.cfg.arch != "relu"

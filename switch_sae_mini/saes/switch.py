@@ -28,10 +28,7 @@ class SwitchSAE(SAEBase):
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
-        W_dec = torch.randn(cfg.d_sae, cfg.d_in)
-        W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
-        self.W_dec = nn.Parameter(W_dec)
-        self.W_enc = nn.Parameter(W_dec.clone().t())  # column-major, as in TopKSAE
+        self._init_unit_decoder_and_tied_encoder()
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
         bound = cfg.d_in ** -0.5  # nn.Linear's default init range, as in the reference router
         self.W_router = nn.Parameter(torch.empty(cfg.d_in, cfg.n_experts).uniform_(-bound, bound))

@@ -47,12 +47,7 @@ class TopKSAE(SAEBase):
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
-        W_dec = torch.randn(cfg.d_sae, cfg.d_in)
-        W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
-        self.W_dec = nn.Parameter(W_dec)
-        # encoder = decoder transpose at init (Gao et al.), kept column-major: row j of the memory is latent j's
-        # encoder vector, the layout the sparse gradient kernel writes (kernels.py)
-        self.W_enc = nn.Parameter(W_dec.clone().t())
+        self._init_unit_decoder_and_tied_encoder()
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_in))
 
