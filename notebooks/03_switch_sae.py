@@ -249,8 +249,7 @@ torch.testing.assert_close(outputs[True].x_hat, outputs[False].x_hat, atol=1e-4,
 torch.testing.assert_close(grads[True], grads[False], atol=1e-5, rtol=1e-4)
 print("routed == masked reference: x_hat and encoder gradients agree")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 def time_step(routed: bool, repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):

@@ -216,8 +216,7 @@ print(f"Width-matched Switch reconstructs worse than TopK in {sum(wm_losses)}/{l
 # FLOPs are a proxy. On this CPU at the bundled model's width, per-step time includes fixed costs the ledger
 # ignores (the Adam update over every parameter, Python overhead per expert). Timings vary run to run.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"{'SAE':26s} {'train GFLOP/step':>16s} {'ms/step':>8s} {'params':>9s}")
 for (kind, e, k), m in results.items():
     if k != KS[-1]:

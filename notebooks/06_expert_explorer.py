@@ -166,8 +166,7 @@ for name in saes:
 # A second, undisplayed explorer is driven from code: each control changed three times, the worst time kept.
 # The target is well under a second per interaction; only the Text tab runs the model (on the typed text).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 probe = expert_explorer(data)
 for name, seconds in interaction_latency(probe).items():
     print(f"{name:8} {seconds * 1000:6.1f} ms")

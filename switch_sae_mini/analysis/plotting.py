@@ -1,5 +1,9 @@
 """Plot helpers for the notebooks. Each returns a matplotlib Figure (the notebook's last expression shows it);
-nothing is saved to disk. Light theme, titled, labelled axes with units."""
+nothing is saved to disk. Light theme, titled, labelled axes with units.
+
+A figure left open in pyplot is shown by Jupyter's inline backend when the cell ends *and* again as the cell's
+returned value, so each helper closes its figure in pyplot before returning it (tests/test_plotting.py counts the
+images). Outside Jupyter, call ``fig.savefig(...)`` on the result."""
 
 from __future__ import annotations
 
@@ -9,10 +13,19 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 
+def _new_figure(**kwargs) -> Figure:
+    # Created through pyplot, so that Jupyter's inline backend loads and renders the returned figure; closed at
+    # once, so that the backend does not also show it when the cell ends (that made every plot appear twice).
+    fig = plt.figure(**kwargs)
+    plt.close(fig)
+    return fig
+
+
 def plot_history(histories: Mapping[str, Sequence[Mapping[str, float]]],
                  keys: Sequence[str] = ("fvu", "l0", "dead_fraction"), title: str = "Training curves") -> Figure:
     """One panel per metric, one line per run, x = training tokens."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    fig = _new_figure(figsize=(4.2 * len(keys), 3.2))
+    axes = fig.subplots(1, len(keys), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for name, history in histories.items():
             rows = [r for r in history if key in r]
@@ -32,7 +45,7 @@ def plot_history(histories: Mapping[str, Sequence[Mapping[str, float]]],
 def plot_tradeoff(series: Mapping[str, Sequence[tuple[float, float]]], ylabel: str, xlabel: str = "L0 (active "
                   "latents per token)", title: str = "", logx: bool = True, logy: bool = True, ax=None) -> Figure:
     """Sparsity-reconstruction trade-off: one line of (x, y) points per SAE family."""
-    fig = ax.figure if ax is not None else plt.figure(figsize=(5.5, 4))
+    fig = ax.figure if ax is not None else _new_figure(figsize=(5.5, 4))
     ax = ax or fig.add_subplot()
     markers = "osv^D<>px*h"
     for i, (name, points) in enumerate(series.items()):
@@ -53,7 +66,8 @@ def plot_tradeoff(series: Mapping[str, Sequence[tuple[float, float]]], ylabel: s
 def plot_expert_usage(usage, profile=None, domains: Sequence[str] = (), title: str = "Expert usage") -> Figure:
     """Bar chart of each expert's token share; if a domain profile is given, bars are stacked by domain."""
     n = len(usage)
-    fig, ax = plt.subplots(figsize=(max(5, 0.35 * n + 2), 3.2))
+    fig = _new_figure(figsize=(max(5, 0.35 * n + 2), 3.2))
+    ax = fig.subplots()
     if profile is None:
         ax.bar(range(n), usage.tolist(), color="#4c72b0")
     else:

@@ -5,37 +5,19 @@ success. tests/test_checks.py proves every check rejects a stub and typical wron
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable
 
 import torch
 
 from .. import flops
 from ..config import SAEConfig
-from ..errors import SwitchSAEError
-from ..saes import SwitchSAE, geometric_median, load_balance_loss, route, topk_activation
-
-
-class CheckFailed(SwitchSAEError, AssertionError):
-    """The learner's function gave a wrong answer; the message says what to look at."""
-
-
-def _call(name: str, fn: Callable, *args):
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        raise CheckFailed(f"{name} still raises NotImplementedError: replace the stub with your code.") from None
-    except CheckFailed:
-        raise
-    except Exception as exc:  # the learner's code crashed: show what and where, not a stack of ours
-        raise CheckFailed(f"{name} raised {type(exc).__name__}: {exc}") from exc
-
-
-def _close(a, b, atol=1e-5) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol)
-
-
-def _passed(name: str) -> None:
-    print(f"✓ {name} passed")
+from ..saes import geometric_median, load_balance_loss, route, topk_activation
+from .check_base import CheckFailed, _call, _close, _manual_latents, _passed, _switch_case
+# The hidden checks are importable from here too (assignments.HIDDEN_CHECKS calls them as checks.<name>).
+from .hidden_checks import (check_geometric_median_point_at_estimate, check_l1_penalty_differentiable,  # noqa: F401
+                            check_load_balance_loss_unused_expert, check_switch_latents_other_sizes)
 
 
 def check_l1_penalty(fn: Callable) -> None:
@@ -109,6 +91,7 @@ def check_route(fn: Callable) -> None:
     expert_idx, gate = out[0], out[1]
     exp = route(x, W, b)
     if torch.is_tensor(expert_idx) and torch.equal(expert_idx.long(), exp.expert_idx) and _close(gate, exp.gate):
+        _check_gate_gradient(fn, x, W, b)
         return _passed("check_route")
     if torch.is_tensor(gate) and _close(gate, ((x - b) @ W).max(-1).values):
         raise CheckFailed("gate is a raw logit: apply softmax over the experts first, then take the max.")
@@ -120,6 +103,24 @@ def check_route(fn: Callable) -> None:
     if torch.is_tensor(gate) and _close(gate, torch.softmax(x @ W, -1).max(-1).values):
         raise CheckFailed("You ignored b_router: the router sees the centred input x - b_router.")
     raise CheckFailed(f"Expected expert_idx {exp.expert_idx.tolist()} and gate {exp.gate.tolist()}.")
+
+
+def _check_gate_gradient(fn: Callable, x, W, b) -> None:
+    """The gate must carry the router's gradient: it is the router's only reconstruction signal (paper §3.1)."""
+    W, b = W.clone().requires_grad_(), b.clone().requires_grad_()
+    gate = _call("route", fn, x, W, b)[1]
+    weights = torch.linspace(-1, 1, gate.shape[0])
+    if not (torch.is_tensor(gate) and gate.requires_grad):
+        raise CheckFailed("gate has no gradient (it was detached, computed under no_grad or converted with "
+                          ".item()). The gate is the router's only reconstruction signal: the argmax has no "
+                          "gradient, so W_router learns only through the gate. Keep it in the autograd graph.")
+    got = torch.autograd.grad((gate * weights).sum(), (W, b), allow_unused=True)
+    ref_W, ref_b = W.detach().requires_grad_(), b.detach().requires_grad_()
+    expected = torch.autograd.grad((route(x, ref_W, ref_b).gate * weights).sum(), (ref_W, ref_b))
+    if not all(g is not None and _close(g, e) for g, e in zip(got, expected)):
+        raise CheckFailed("gate has the right values but the wrong gradient with respect to W_router/b_router: "
+                          "compute it with torch ops from softmax((x - b_router) @ W_router), without detaching "
+                          "any part.")
 
 
 def check_load_balance_loss(fn: Callable) -> None:
@@ -135,6 +136,7 @@ def check_load_balance_loss(fn: Callable) -> None:
         uniform = _call("load_balance_loss", fn, torch.full((8, 4), 0.25), torch.arange(8) % 4, 4)
         if not _close(uniform, torch.tensor(1.0)):
             raise CheckFailed("Under perfectly uniform routing the loss must be exactly 1.")
+        _check_balance_gradient(fn, probs, idx, f)
         return _passed("check_load_balance_loss")
     if _close(got, (f * P).sum()):
         raise CheckFailed("Missing the factor n_experts: E * sum_i f_i P_i equals 1 at perfect balance.")
@@ -146,18 +148,37 @@ def check_load_balance_loss(fn: Callable) -> None:
     raise CheckFailed(f"Expected {float(expected):.5f}, got {got!r}.")
 
 
-def _switch_case(d_in: int, d_sae: int, k: int, n_experts: int, seed: int, n_tokens: int):
-    """A reference SwitchSAE with nonzero biases (so forgetting to centre by them shows) and a batch of inputs."""
-    torch.manual_seed(seed)
-    sae = SwitchSAE(SAEConfig(arch="switch", d_in=d_in, d_sae=d_sae, k=k, n_experts=n_experts))
-    with torch.no_grad():
-        sae.b_dec.normal_(0, 0.3)
-        sae.b_router.normal_(0, 0.3)
-    return sae, torch.randn(n_tokens, d_in)
+def _check_balance_gradient(fn: Callable, probs, idx, f) -> None:
+    """dL/dP_i = E * f_i, i.e. d/d probs[b, i] = E * f_i / batch: the only gradient that balances the router."""
+    probs = probs.clone().requires_grad_()
+    loss = _call("load_balance_loss", fn, probs, idx, 4)
+    grad = torch.autograd.grad(loss, probs, allow_unused=True)[0] if loss.requires_grad else None
+    if grad is None or not grad.abs().sum() > 0:
+        raise CheckFailed("The loss has no gradient with respect to router_probs (P was detached or computed "
+                          "under no_grad). f comes from an argmax and has no gradient, so P is the only path by "
+                          "which this loss balances the router: dL/dP_i = E * f_i.")
+    if not _close(grad, (4 * f / probs.shape[0]).expand_as(probs)):
+        raise CheckFailed("The gradient with respect to router_probs is wrong: it must be E * f_i / batch for "
+                          "every token (f treated as a constant, P_i the mean over the batch).")
+
+
+def _check_dependency(fn: Callable, name: str, check: Callable, exercise: str) -> None:
+    """If fn's notebook defines its own `name` (an earlier exercise), check that first: a mistake there is then
+    reported as its own, not as an unexplained failure here."""
+    own = getattr(fn, "__globals__", {}).get(name)
+    if own is None or (getattr(own, "__module__", None) or "").startswith("switch_sae_mini"):
+        return
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            check(own)
+    except CheckFailed as exc:
+        raise CheckFailed(f"your {name} fails check_{name} (exercise {exercise}), and {fn.__name__} calls it: fix "
+                          f"{exercise} first. Its message: {exc}") from None
 
 
 def check_switch_latents(fn: Callable) -> None:
     """fn(x, W_enc [d_in, d_sae], b_dec, W_router, b_router, n_experts, k) -> dense latents [batch, d_sae]."""
+    _check_dependency(fn, "route", check_route, "3.1")
     sae, x = _switch_case(d_in=6, d_sae=24, k=2, n_experts=3, seed=5, n_tokens=10)
     with torch.no_grad():
         got = _call("switch_latents", fn, x, sae.W_enc, sae.b_dec, sae.W_router, sae.b_router, 3, 2)
@@ -169,8 +190,16 @@ def check_switch_latents(fn: Callable) -> None:
     if _close(got * gate, expected):
         raise CheckFailed("Scale the routed expert's latents by its router probability (the gate): that is the "
                           "only path by which reconstruction error trains the router.")
+    if _close(got, _manual_latents(sae, x, relu=False)) or (torch.is_tensor(got) and got.shape == expected.shape
+                                                             and (got < 0).any()):
+        raise CheckFailed("Some latents are negative: apply ReLU to the expert's pre-activations (before or after "
+                          "TopK). Token 0 of this case has only negative pre-activations in its expert, so all "
+                          "its latents must be 0.")
     if torch.is_tensor(got) and got.shape == expected.shape and (got != 0).sum(-1).max() > 2:
         raise CheckFailed("More than k latents are active: take TopK inside the routed expert only.")
+    if _close(got, _manual_latents(sae, x, centre=False)):
+        raise CheckFailed("You encoded x itself: centre it first, x - b_dec, before the expert's W_enc (this case "
+                          "has a nonzero b_dec to show exactly this).")
     raise CheckFailed("Latents differ from the reference. Steps: route, centre x by b_dec, encode with the routed "
                       "expert's block of W_enc columns, ReLU + TopK, scale by the gate, scatter into [batch, d_sae].")
 
@@ -192,68 +221,3 @@ def check_encoder_flops(fn: Callable) -> None:
             raise CheckFailed("A routed token only touches its own expert: d_sae / E encoder columns, not d_sae.")
         raise CheckFailed(f"For d_in={d_in}, d_sae={d_sae}, E={n_experts} expected {expected:,}, got {got!r}.")
     _passed("check_encoder_flops")
-
-
-# Hidden checks: run by `python -m switch_sae_mini grade` after the visible check (assignments.HIDDEN_CHECKS),
-# never shown in the student release. Each tests a property the visible example cannot reveal.
-
-def check_l1_penalty_differentiable(fn: Callable) -> None:
-    """The penalty must keep the autograd graph: training minimises it through latents and W_dec."""
-    gen = torch.Generator().manual_seed(10)
-    latents = torch.relu(torch.randn(5, 7, generator=gen)).requires_grad_()
-    W_dec = torch.randn(7, 3, generator=gen).requires_grad_()
-    got = _call("l1_penalty", fn, latents, W_dec)
-    if not (torch.is_tensor(got) and got.requires_grad):
-        raise CheckFailed("l1_penalty must return a tensor that keeps the autograd graph (no .item(), .detach(), "
-                          "float() or torch.no_grad()); otherwise training cannot minimise the penalty.")
-    got_grads = torch.autograd.grad(got, (latents, W_dec))
-    expected_grads = torch.autograd.grad((latents * W_dec.norm(dim=-1)).sum(-1).mean(), (latents, W_dec))
-    if not all(_close(g, e) for g, e in zip(got_grads, expected_grads)):
-        raise CheckFailed("The gradient of l1_penalty is wrong: compute it from latents and W_dec with torch ops "
-                          "only, so both receive the penalty's gradient.")
-    _passed("check_l1_penalty_differentiable")
-
-
-def check_geometric_median_point_at_estimate(fn: Callable) -> None:
-    """A data point exactly at the current estimate has distance 0: the weights must not become inf/NaN."""
-    axes = torch.eye(3) * torch.tensor([1.0, 2.0, 3.0])[:, None]
-    points = torch.cat([torch.zeros(1, 3), axes, -axes])  # symmetric around the origin, which is a data point
-    got = _call("geometric_median", fn, points)
-    if torch.is_tensor(got) and not torch.isfinite(got).all():
-        raise CheckFailed("Your median contains NaN/inf when a point sits exactly on the estimate (distance 0). "
-                          "Clamp the distances away from zero, e.g. .clamp_min(1e-8), before dividing.")
-    if not _close(got, torch.zeros(3), atol=1e-3):
-        raise CheckFailed(f"For points symmetric around the origin (one of them at the origin) the geometric "
-                          f"median is the origin; got {got!r}.")
-    _passed("check_geometric_median_point_at_estimate")
-
-
-def check_load_balance_loss_unused_expert(fn: Callable) -> None:
-    """An expert that receives no token still counts, with f_i = 0 (a bincount needs minlength)."""
-    gen = torch.Generator().manual_seed(11)
-    logits = torch.randn(12, 4, generator=gen)
-    logits[:, 3] = -10.0  # the last expert is never chosen
-    probs = torch.softmax(logits, -1)
-    idx = probs.argmax(-1)
-    try:
-        got = _call("load_balance_loss", fn, probs, idx, 4)
-    except CheckFailed as exc:
-        raise CheckFailed(f"{exc} (Here expert 3 receives no token: f must still have n_experts entries "
-                          "(torch.bincount(expert_idx, minlength=n_experts)).)") from exc
-    expected = load_balance_loss(probs, idx, 4)
-    if not _close(got, expected):
-        raise CheckFailed(f"With an unused expert expected {float(expected):.5f}, got {got!r}: f_i = 0 for an "
-                          "expert without tokens, and the sum runs over all n_experts.")
-    _passed("check_load_balance_loss_unused_expert")
-
-
-def check_switch_latents_other_sizes(fn: Callable) -> None:
-    """check_switch_latents at other sizes (E=4, d_sae=40, k=3, d_in=5, 7 tokens): nothing may be hard-coded."""
-    sae, x = _switch_case(d_in=5, d_sae=40, k=3, n_experts=4, seed=12, n_tokens=7)
-    with torch.no_grad():
-        got = _call("switch_latents", fn, x, sae.W_enc, sae.b_dec, sae.W_router, sae.b_router, 4, 3)
-        expected = sae(x).latents
-    if not _close(got, expected):
-        raise CheckFailed("switch_latents is right on the visible example but wrong for E=4, d_sae=40, k=3, d_in=5 "
-                          "and 7 tokens: take the batch size, d_sae // n_experts and k from the arguments.")
-    _passed("check_switch_latents_other_sizes")
