@@ -4,6 +4,7 @@ the planted Switch SAE case. checks.py (visible) and hidden_checks.py (run by th
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 from collections.abc import Callable, Iterator
 
@@ -49,6 +50,12 @@ def _resolve(target: str):
     return module, obj
 
 
+def _reference_message(target: str) -> str:
+    return (f"this calls {target.replace(':', '.')}, the package's own implementation of this exercise; write it "
+            "yourself.")
+
+
+@functools.cache
 def _tripwire_code(n_free: int, target: str):
     """A code object that reports `target`, with as many free variables as the function it replaces needs."""
     names = [f"_free{i}" for i in range(n_free)]
@@ -68,8 +75,7 @@ def tripwire(name: str) -> Iterator[list[str]]:
 
     def hit(target: str):
         hits.append(target)
-        raise CheckFailed(f"this calls {target.replace(':', '.')}, the package's own implementation of this "
-                          "exercise; write it yourself.")
+        raise CheckFailed(_reference_message(target))
     swapped = []
     try:
         for target in REFERENCES.get(name, ()):
@@ -96,8 +102,7 @@ def _call(name: str, fn: Callable, *args):
     except Exception as exc:  # the learner's code crashed: show what and where, not a stack of ours
         raise CheckFailed(f"{name} raised {type(exc).__name__}: {exc}") from exc
     if hits:  # the learner's code caught the tripwire's error and went on
-        raise CheckFailed(f"this calls {hits[0].replace(':', '.')}, the package's own implementation of this "
-                          "exercise; write it yourself.")
+        raise CheckFailed(_reference_message(hits[0]))
     return out
 
 
