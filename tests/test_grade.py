@@ -1,6 +1,6 @@
-"""The lightweight grader (issue 7): points per check cell, robust to submissions that raise, loop, kill the
-kernel or delete/edit check cells, and clear errors on bad input. Edge cases use a tiny synthetic assignment
-(a kernel start each, ~1-4 s); three tests execute real notebooks in FAST mode (~5-25 s each)."""
+"""The trusted grader (issue 14): points are decided in the grader's process from data the sandboxed kernel
+returns, so no trick inside the submission turns a wrong answer into points. The cheating corpus below is built on
+a small notebook made for the test (three real exercises of chapter 03, no model), graded two at a time."""
 
 import json
 import os
@@ -8,17 +8,30 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from switch_sae_mini.classroom import assignments, grade
+from switch_sae_mini.classroom.assignments import nbgrader_meta, student_notebook
+from switch_sae_mini.classroom.grading import batch, grade
 from switch_sae_mini.cli import main
-from switch_sae_mini.classroom.assignments import is_check_cell, load_notebook, restore_solutions, student_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
-KERNEL_ENV = {**os.environ, "SSM_FAST": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+ROUTE = ("probs = torch.softmax((x - b_router) @ W_router, dim=-1)\ngate, expert_idx = probs.max(dim=-1)\n"
+         "return expert_idx, gate")
+WRONG_ROUTE = "gate, expert_idx = ((x - b_router) @ W_router).min(dim=0)\nreturn expert_idx, gate"
+LATENTS = """expert_idx, gate = route(x, W_router, b_router)
+d_expert = W_enc.shape[1] // n_experts
+latents = torch.zeros(x.shape[0], W_enc.shape[1])
+for b in range(x.shape[0]):
+    e = int(expert_idx[b])
+    values, local = torch.relu((x[b] - b_dec) @ W_enc[:, e * d_expert:(e + 1) * d_expert]).topk(k)
+    latents[b, e * d_expert + local] = values * gate[b]
+return latents"""
+BALANCE = ("f = torch.bincount(expert_idx, minlength=n_experts).float() / expert_idx.numel()\n"
+           "return n_experts * (f * router_probs.mean(0)).sum()")
+SIGNATURES = {"route": "route(x, W_router, b_router)",
+              "switch_latents": "switch_latents(x, W_enc, b_dec, W_router, b_router, n_experts, k)",
+              "load_balance_loss": "load_balance_loss(router_probs, expert_idx, n_experts)"}
+HEAVY = "import os\nos._exit(3)  # stands for a harvest: grading must skip it"
 
 
 def _meta(grade_id, solution, points=None):
@@ -27,143 +40,215 @@ def _meta(grade_id, solution, points=None):
     return {"nbgrader": meta | ({"points": points} if points else {})}
 
 
-def _indent(code: str) -> str:
+def _indent(code):
     return "\n".join(f"    {line}" for line in code.splitlines())
 
 
-def toy_notebook(double="return 2 * x", triple="return 3 * x"):
-    """Two exercises; check_triple has a hidden test (triple(-1)) that the student version must not show."""
-    body = _indent
-    return new_notebook(cells=[
-        new_code_cell("import time"),
-        new_markdown_cell("### Exercise 1.1 — double\n> Difficulty ●○○○○ · ~2 min"),
-        new_code_cell(f"def double(x):\n    ### BEGIN SOLUTION\n{body(double)}\n    ### END SOLUTION",
-                      metadata=_meta("double", True)),
-        new_code_cell("assert double(2) == 4, 'double(2) should be 4'", metadata=_meta("check_double", False, 1)),
-        new_markdown_cell("### Exercise 1.2 — triple\n> Difficulty ●●○○○ · ~3 min"),
-        new_code_cell(f"def triple(x):\n    ### BEGIN SOLUTION\n{body(triple)}\n    ### END SOLUTION",
-                      metadata=_meta("triple", True)),
-        new_code_cell("assert triple(2) == 6\n### BEGIN HIDDEN TESTS\nassert triple(-1) == -3, 'hidden case'\n"
-                      "### END HIDDEN TESTS", metadata=_meta("check_triple", False, 2)),
-        new_code_cell("raise RuntimeError('after the last check: never run')"),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+def mini_notebook(answers=None, before=None):
+    """The instructor notebook (answers=None) or a submission: {exercise: body}, `before`: {exercise: cell}."""
+    answers, before = answers or {}, before or {}
+    cells = [new_code_cell("import torch\nimport switch_sae_mini as ssm\nfrom switch_sae_mini import checks"),
+             new_code_cell(HEAVY, metadata={"tags": ["skip-in-grading"]})]
+    for number, (name, body, points) in enumerate([("route", ROUTE, 2), ("switch_latents", LATENTS, 3),
+                                                   ("load_balance_loss", BALANCE, 2)], start=1):
+        body = answers.get(name, body)
+        cells += [new_markdown_cell(f"### Exercise 1.{number} — {name}\n> Difficulty ●●○○○ · ~10 min")]
+        cells += [new_code_cell(before[name])] if name in before else []
+        cells += [new_code_cell(f"def {SIGNATURES[name]}:\n    ### BEGIN SOLUTION\n{_indent(body)}\n"
+                                "    ### END SOLUTION", metadata=_meta(name, True)),
+                  new_code_cell(f"checks.check_{name}({name})", metadata=_meta(f"check_{name}", False, points))]
+    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                             "language": "python"}})
 
 
-@pytest.fixture
-def toy(tmp_path):
-    """(source folder holding the instructor notebook 01_toy.ipynb, a writer of submissions)."""
-    sources = tmp_path / "sources"
-    sources.mkdir()
-    nbformat.write(toy_notebook(), sources / "01_toy.ipynb")
-
-    def submit(double="return 2 * x", triple="return 3 * x", edit=None, name="submission.ipynb"):
-        """The student release with the student's answers typed over the stubs."""
-        nb = student_notebook(toy_notebook(), "01_toy")
-        for cell in nb.cells:
-            answer = {"double": double, "triple": triple}.get(assignments.nbgrader_meta(cell).get("grade_id"))
-            if answer is not None:
-                cell.source = f"{cell.source.splitlines()[0]}\n{_indent(answer)}"
-        if edit:
-            edit(nb)
-        nbformat.write(nb, tmp_path / name)
-        return tmp_path / name
-    return sources, submit
+def submission(answers=None, before=None, edit=None):
+    """The student release of the mini notebook with the student's answers typed over the stubs."""
+    before = before or {}
+    nb = student_notebook(mini_notebook(), "01_mini")
+    typed = mini_notebook(answers)
+    solutions = {nbgrader_meta(c).get("grade_id"): c for c in typed.cells if nbgrader_meta(c).get("solution")}
+    cells = []
+    for cell in nb.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if grade_id in before:
+            cells.append(new_code_cell(before[grade_id]))
+        cells.append(solutions[grade_id] if grade_id in solutions else cell)
+    nb.cells = cells
+    if edit:
+        edit(nb)
+    return nb
 
 
-def _statuses(report):
-    return {c.grade_id: (c.status, c.earned) for c in report.checks}
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("course")
+    (folder / "sources").mkdir()
+    nbformat.write(mini_notebook(), folder / "sources" / "01_mini.ipynb")
+    return folder
 
 
-def test_student_version_hides_the_hidden_test():
-    text = nbformat.writes(student_notebook(toy_notebook(), "01_toy"))
-    assert "hidden case" not in text and "return 2 * x" not in text and "raise NotImplementedError()" in text
+def _grade_all(course, named: dict, **options) -> dict:
+    folder = course / f"class{len(list(course.iterdir()))}"
+    for name, nb in named.items():
+        (folder / name).mkdir(parents=True)
+        nbformat.write(nb, folder / name / "01_mini.ipynb")
+    reports = batch.grade_many(batch.submissions_in(folder), folder, jobs=2, source=course / "sources", seed=7,
+                               timeout=20, **options)
+    return {Path(r.submission).parent.name: r for r in reports}
 
 
-def test_full_marks_then_hidden_test_decides(toy):
-    sources, submit = toy
-    report = grade.grade_notebook(submit(), sources, timeout=30)
-    assert _statuses(report) == {"check_double": ("passed", 1), "check_triple": ("passed", 2)}
-    assert (report.total, report.max_total) == (3, 3) and not any(c.restored for c in report.checks)
-    # hard-coding the visible case passes the visible check, not the hidden one (unless --no-hidden)
-    cheat = submit(triple="return 6 if x == 2 else 0")
-    assert _statuses(grade.grade_notebook(cheat, sources, timeout=30))["check_triple"] == ("failed", 0)
-    assert _statuses(grade.grade_notebook(cheat, sources, timeout=30, hidden=False))["check_triple"] == ("passed", 2)
+def _points(report):
+    return report.exercise_points()
 
 
-def test_stubs_and_raising_cells_score_zero_per_check(toy):
-    sources, submit = toy
-    def break_import(nb):
-        nb.cells[0].source = "import time\nraise ValueError('the student broke the first cell')"
-    report = grade.grade_notebook(submit(double="raise NotImplementedError()", triple="return 1 / 0",
-                                         edit=break_import), sources, timeout=30)
-    [double, triple] = report.checks
-    assert (double.status, double.earned, triple.status, triple.earned) == ("failed", 0, "failed", 0)
-    assert double.message == "NotImplementedError: " and triple.message == "ZeroDivisionError: division by zero"
+def test_honest_submissions_earn_exactly_their_correct_parts(course):
+    reports = _grade_all(course, {
+        "right": submission(),
+        "wrong_route": submission({"route": WRONG_ROUTE}),
+        "stub": student_notebook(mini_notebook(), "01_mini"),
+        "edited_heavy": submission(edit=lambda nb: setattr(
+            next(c for c in nb.cells if c.source == HEAVY), "source", HEAVY.replace("_exit(3)", "_exit(4)"))),
+    })
+    right = reports["right"]
+    assert (right.total, right.max_total) == (7, 7) and all(i.status == "passed" for i in right.items)
+    assert right.sandbox["network"].startswith("isolated")
+    # one mistake costs once: switch_latents calls the wrong route, yet is graded with the reference route
+    assert _points(reports["wrong_route"]) == {"route": 0, "switch_latents": 3, "load_balance_loss": 2}
+    assert "raw logit" not in reports["wrong_route"].items[0].message  # min over the batch: a different mistake
+    assert reports["stub"].total == 0
+    assert "NotImplementedError" in reports["stub"].items[0].message
+    # the heavy cell was skipped while unchanged; an edited copy runs (here: it kills the kernel)
+    assert reports["edited_heavy"].total == 0 and "kernel died" in reports["edited_heavy"].items[0].message
+    # flags: none on honest work except identical-to-reference, where it is the reference
+    assert {f.kind for f in right.flags} == {"identical-to-reference"}
+    assert not [f for f in reports["wrong_route"].flags if f.exercise == "route"]
 
 
-def test_stub_in_the_student_release_scores_zero(toy):
-    sources, submit = toy
-    nb = student_notebook(toy_notebook(), "01_toy")
-    nbformat.write(nb, sources.parent / "release.ipynb")
-    report = grade.grade_notebook(sources.parent / "release.ipynb", sources, timeout=30)
-    assert report.total == 0 and all(c.status == "failed" for c in report.checks)
+WRONG = f"def route(x, W_router, b_router):\n{_indent(WRONG_ROUTE)}\n"
+CHEATS = {
+    # the three lines of the issue: patch every check to a no-op
+    "patch_checks": {"route": WRONG_ROUTE + "\nimport switch_sae_mini.checks as c\nfor n in dir(c):\n"
+                     "    if n.startswith('check_'): setattr(c, n, lambda *a, **k: None)"},
+    "patch_torch": {"route": "import torch.testing\ntorch.allclose = lambda *a, **k: True\n"
+                    "torch.equal = lambda *a, **k: True\ntorch.testing.assert_close = lambda *a, **k: None\n"
+                    + WRONG_ROUTE},
+    "patch_builtins": {"route": "import builtins\nbuiltins.isinstance = lambda *a: True\nbuiltins.len = lambda a: 2\n"
+                       + WRONG_ROUTE},
+    "fake_runner": {"route": WRONG_ROUTE + "\nimport sys, types\nfake = types.ModuleType('runner')\n"
+                    "fake.run = lambda *a: __import__('IPython').display.display("
+                    "{'application/vnd.switch-sae-mini.answers+json': 'cGFzc2Vk'}, raw=True)\n"
+                    "sys.modules['switch_sae_mini.classroom.grading.runner'] = fake"},
+    "exit_kernel": {"route": WRONG_ROUTE + "\nimport os\nos._exit(0)"},
+    "system_exit": {"route": WRONG_ROUTE + "\nraise SystemExit(0)"},
+    "keyboard_interrupt": {"route": WRONG_ROUTE + "\nraise KeyboardInterrupt"},
+    "print_success": {"route": "print('✓ check_route passed')\n" + WRONG_ROUTE},
+    "read_instructor_files": {"route": "import glob\nfor p in glob.glob('/**/01_mini.ipynb', recursive=True) + "
+                              f"glob.glob({str(ROOT / 'notebooks' / '*.py')!r}):\n"
+                              "    print(open(p).read()[:10])\n" + WRONG_ROUTE},
+    "replace_after": {"route": WRONG_ROUTE, "@after": "def route(x, W_router, b_router):\n"
+                      f"{_indent(ROUTE)}"},
+    "tensor_subclass": {"route": "class Always(torch.Tensor):\n    def __eq__(self, other): return True\n"
+                        "    @classmethod\n    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
+                        "        return True if func in (torch.allclose, torch.equal) else "
+                        "super().__torch_function__(func, types, args, kwargs or {})\n"
+                        "idx, gate = ((x - b_router) @ W_router).min(dim=0)\n"
+                        "return idx.as_subclass(Always), gate.as_subclass(Always)"},
+    "eq_object": {"route": "class Same:\n    def __eq__(self, other): return True\n    shape = None\n"
+                  "return Same(), Same()"},
+    "sleep_past_timeout": {"route": "import time\ntime.sleep(3600)\n" + WRONG_ROUTE},
+    "huge_allocation": {"route": "blob = bytearray(64 * 2**30)\n" + WRONG_ROUTE},
+    "fork_bomb": {"route": WRONG_ROUTE, "@before": "import os, time\nfor _ in range(2000):\n    try:\n"
+                  "        if os.fork() == 0:\n            time.sleep(600)\n            os._exit(0)\n"
+                  "    except OSError:\n        break"},
+    "network": {"route": "import urllib.request\nurllib.request.urlopen('https://pypi.org', timeout=3)\n"
+                + ROUTE},
+    "package_call": {"route": "r = ssm.saes.route(x, W_router, b_router)\nreturn r.expert_idx, r.gate"},
+    "package_import_trick": {"route": "r = __import__('switch_sae' + '_mini').saes.routing.route(x, W_router, "
+                             "b_router)\nreturn r.expert_idx, r.gate"},
+}
 
 
-def test_deleted_and_edited_check_cells_are_restored(toy):
-    sources, submit = toy
+def _cheat(spec):
+    answers = {k: v for k, v in spec.items() if not k.startswith("@")}
+    before = {"route": spec["@before"]} if "@before" in spec else {}
+    def after(nb):
+        if "@after" in spec:
+            index = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == "check_route")
+            nb.cells.insert(index + 1, new_code_cell(spec["@after"]))
+    return submission(answers, before, after)
+
+
+def test_every_cheat_scores_zero_on_its_wrong_exercise(course):
+    reports = _grade_all(course, {name: _cheat(spec) for name, spec in CHEATS.items()})
+    for name, report in reports.items():
+        assert _points(report)["route"] == 0, (name, report.table())
+    # tricks that do not kill the kernel leave the other, honest exercises graded
+    for name in ["patch_checks", "patch_torch", "print_success", "replace_after", "tensor_subclass", "eq_object",
+                 "sleep_past_timeout", "huge_allocation", "fork_bomb", "package_call", "system_exit",
+                 "keyboard_interrupt", "read_instructor_files", "fake_runner"]:
+        assert _points(reports[name])["load_balance_loss"] == 2, (name, reports[name].table())
+    route_item = {n: r.items[0] for n, r in reports.items()}
+    assert route_item["sleep_past_timeout"].status == "timeout"
+    assert "could not be read" in route_item["fake_runner"].message
+    assert "network" not in reports and "urlopen" in route_item["network"].message or \
+        "URLError" in route_item["network"].message
+    flags = {n: {(f.kind, f.scored_zero) for f in r.flags if f.exercise == "route"} for n, r in reports.items()}
+    assert ("package-use", True) in flags["package_call"] and ("package-use", True) in flags["package_import_trick"]
+    assert {f.kind for f in reports["patch_checks"].flags} >= {"tampering"}
+    assert not any(kind == "package-use" for n, fl in flags.items() for kind, _ in fl
+                   if n not in ("package_call", "package_import_trick"))
+
+
+def test_package_use_can_be_flag_only(course):
+    report = _grade_all(course, {"s": _cheat(CHEATS["package_call"])}, reference_use="flag")["s"]
+    assert _points(report)["route"] == 2
+    assert [(f.kind, f.scored_zero) for f in report.flags if f.exercise == "route"] == [("package-use", False)]
+
+
+def test_check_cell_flags_and_hidden_items_are_separate(course):
     def tamper(nb):
-        nb.cells[6].source = "pass  # the check is gone"
-        del nb.cells[3]
-    report = grade.grade_notebook(submit(triple="return 3", edit=tamper), sources, timeout=30)
-    double, triple = report.checks
-    assert (double.restored, double.status, double.earned) == ("deleted", "passed", 1)
-    assert (triple.restored, triple.status, triple.earned) == ("edited", "failed", 0)
-    assert "restored" in report.table()
+        check = next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == "check_route")
+        check.source = "pass"
+        nb.cells.remove(next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == "check_load_balance_loss"))
+    # hard-coded for the visible case's 3 experts of 8 latents: visible passes, hidden fails
+    hard_coded = LATENTS.replace("W_enc.shape[1] // n_experts", "8")
+    report = _grade_all(course, {"s": submission({"switch_latents": hard_coded}, edit=tamper)})["s"]
+    assert {(f.kind, f.exercise) for f in report.flags} >= {("check-cell-edited", "route"),
+                                                            ("check-cell-deleted", "load_balance_loss")}
+    parts = {(i.exercise, i.part): (i.earned, i.status) for i in report.items}
+    assert parts[("switch_latents", "visible")] == (1.5, "passed")
+    assert parts[("switch_latents", "hidden")] == (0, "failed")
+    assert report.total == 5.5
 
 
-def test_only_the_instructors_checks_earn_points():
-    student = student_notebook(toy_notebook(), "01_toy")
-    student.cells.append(new_code_cell("pass", metadata=_meta("free_points", False, 100)))
-    student.cells.append(new_code_cell("pass", metadata=_meta("check_double", False, 100)))  # a duplicate
-    nb, restored = grade.prepare(student, toy_notebook())
-    checks = [assignments.nbgrader_meta(c) for c in nb.cells if is_check_cell(c)]
-    assert [(m["grade_id"], m["points"]) for m in checks] == [("check_double", 1), ("check_triple", 2)]
-    assert restored == {}
+def test_class_folder_writes_csv_feedback_and_summary_without_hidden_inputs(course, tmp_path, capsys):
+    folder = tmp_path / "class"
+    for name, nb in {"alice": submission(), "bob": submission({"route": WRONG_ROUTE})}.items():
+        (folder / name).mkdir(parents=True)
+        nbformat.write(nb, folder / name / "01_mini.ipynb")
+    out = tmp_path / "grades"
+    hidden = ROOT / "instructor" / "hidden_cases.py"
+    assert main(["grade", str(folder), "--source", str(course / "sources"), "--out", str(out), "--timeout", "20",
+                 "--hidden-cases", str(hidden)]) == 0
+    rows = (out / "grades.csv").read_text().splitlines()
+    assert rows[0] == "student,assignment,route,switch_latents,load_balance_loss,total,max_total,flags"
+    assert rows[1].startswith("alice/01_mini.ipynb,01_mini,2,3,2,7,7,")
+    assert rows[2].startswith("bob/01_mini.ipynb,01_mini,0,3,2,5,7,")
+    feedback = (out / "feedback" / "bob" / "01_mini.md").read_text()
+    assert "route | visible | 0 / 1" in feedback and "hidden case" in feedback
+    assert "tensor(" not in feedback and "BEGIN HIDDEN" not in feedback and "a batch of one" not in hidden.name
+    assert "| route | visible | 0.00 / 1 | 1/2 |" in (out / "summary.md").read_text()
+    assert "[2/2]" in capsys.readouterr().err
 
 
-def test_a_source_without_checks_is_refused(tmp_path, capsys):
-    nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), tmp_path / "00_intro.ipynb")
-    assert main(["grade", str(tmp_path / "00_intro.ipynb"), "--source", str(tmp_path / "00_intro.ipynb")]) == 2
-    assert "has no check cells" in capsys.readouterr().err
+def test_no_hidden_case_in_the_release_or_the_package(tmp_path):
+    import switch_sae_mini
 
-
-def test_infinite_loop_times_out_and_the_next_check_still_runs(toy):
-    sources, submit = toy
-    report = grade.grade_notebook(submit(double="while True:\n    pass"), sources, timeout=2)
-    assert _statuses(report) == {"check_double": ("timeout", 0), "check_triple": ("passed", 2)}
-    assert "longer than 2 s" in report.checks[0].message
-
-
-def test_a_loop_that_swallows_the_interrupt_stops_grading(toy):
-    sources, submit = toy
-    stubborn = "while True:\n    try:\n        time.sleep(10)\n    except KeyboardInterrupt:\n        pass"
-    report = grade.grade_notebook(submit(double=stubborn), sources, timeout=2)
-    assert _statuses(report) == {"check_double": ("timeout", 0), "check_triple": ("not run", 0)}
-    assert "did not stop" in report.checks[1].message
-
-
-def test_a_dead_kernel_scores_the_remaining_checks_zero(toy):
-    sources, submit = toy
-    report = grade.grade_notebook(submit(double="import os\nos._exit(1)"), sources, timeout=30)
-    assert [(c.status, c.earned) for c in report.checks] == [("failed", 0), ("not run", 0)]
-    assert "kernel died" in report.checks[0].message + report.checks[1].message
-
-
-def test_cli_json_finds_the_assignment_of_a_renamed_submission(toy, capsys):
-    sources, submit = toy
-    assert main(["grade", str(submit(name="my homework.ipynb")), "--source", str(sources), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert (report["assignment"], report["total"], report["max_total"]) == ("01_toy", 3, 3)
+    package = Path(switch_sae_mini.__file__).parent
+    assert not list(package.rglob("hidden*")), "hidden cases belong in the instructor's file, not the package"
+    assert main(["assignments", "--out", str(tmp_path)]) == 0
+    text = "".join(p.read_text() for p in tmp_path.glob("*.ipynb"))
+    assert "hidden_cases" not in text and "BEGIN HIDDEN" not in text and "grading also runs hidden cases" in text
 
 
 @pytest.mark.parametrize("content, name, message", [
@@ -172,55 +257,28 @@ def test_cli_json_finds_the_assignment_of_a_renamed_submission(toy, capsys):
     (None, "missing.ipynb", "does not exist"),
     (nbformat.writes(new_notebook(cells=[new_code_cell("1")])), "homework.ipynb", "cannot tell which assignment"),
 ])
-def test_bad_input_exits_2_with_a_clear_message(toy, tmp_path, capsys, content, name, message):
+def test_bad_input_exits_2_with_a_clear_message(course, tmp_path, capsys, content, name, message):
     if content is not None:
         (tmp_path / name).write_text(content)
-    assert main(["grade", str(tmp_path / name), "--source", str(toy[0])]) == 2
+    assert main(["grade", str(tmp_path / name), "--source", str(course / "sources")]) == 2
     assert message in capsys.readouterr().err
 
 
-# Real notebooks, FAST mode.
-
-def test_student_notebook_fails_at_the_first_check_with_the_teaching_message():
-    nb = student_notebook(load_notebook(NOTEBOOKS / "04_flop_matched.py"), "04_flop_matched")
-    first_check = next(i for i, c in enumerate(nb.cells) if is_check_cell(c))
-    client = NotebookClient(nb, timeout=300, kernel_name="python3")
-    with pytest.raises(CellExecutionError) as failure:
-        client.execute(env=KERNEL_ENV)
-    assert "encoder_flops still raises NotImplementedError: replace the stub with your code." in str(failure.value)
-    ran = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.execution_count]
-    assert ran[-1] == first_check  # stopped there: no later cell ran
+def test_the_seed_never_reaches_the_kernel(course, monkeypatch):
+    monkeypatch.setenv("SSM_GRADING_SEED", "12345")
+    leak = {"route": "import os\nassert os.environ.get('SSM_GRADING_SEED') is None\n" + ROUTE}
+    report = _grade_all(course, {"s": submission(leak)}, seed=grade.secret_seed())["s"]
+    assert _points(report)["route"] == 2
 
 
 @pytest.mark.slow
-def test_grader_gives_full_marks_to_the_instructor_notebook(tmp_path):
-    report = grade.grade_notebook(NOTEBOOKS / "01_dense_sae.ipynb", timeout=300, env={"OMP_NUM_THREADS": "1"},
-                                  executed_path=tmp_path / "graded.ipynb")
-    assert report.assignment == "01_dense_sae" and report.total == report.max_total > 0
-    assert [(c.grade_id, c.status, c.restored) for c in report.checks] == [("check_l1_penalty", "passed", "")]
-    executed = tmp_path.joinpath("graded.ipynb").read_text()
-    assert "check_l1_penalty_differentiable passed" in executed  # the hidden check ran too
+def test_real_notebook_03_full_marks_and_under_a_minute(tmp_path):
+    from switch_sae_mini.classroom.assignments import load_notebook, restore_solutions
 
-
-@pytest.mark.slow
-def test_grader_zero_for_each_stubbed_exercise(tmp_path):
-    """Student 02 with exercise 2.1 filled back in: 2.1 gets its points, the stubbed 2.2 gets zero."""
-    instructor = load_notebook(NOTEBOOKS / "02_topk_sae.py")
-    student = student_notebook(instructor, "02_topk_sae")
-    solution = next(c for c in instructor.cells if assignments.nbgrader_meta(c).get("grade_id") == "topk_activation")
-    next(c for c in student.cells if assignments.nbgrader_meta(c).get("grade_id") == "topk_activation").source = \
-        solution.source
-    nbformat.write(student, tmp_path / "submission.ipynb")
-    report = grade.grade_notebook(tmp_path / "submission.ipynb", timeout=300, env={"OMP_NUM_THREADS": "1"})
-    assert [(c.grade_id, c.earned, c.points, c.status) for c in report.checks] == [
-        ("check_topk_activation", 2, 2, "passed"), ("check_geometric_median", 0, 3, "failed")]
-    assert "geometric_median still raises NotImplementedError" in report.checks[1].message
-
-
-@pytest.mark.slow
-def test_putting_the_reference_solution_back_passes_every_check(tmp_path):
-    instructor = load_notebook(NOTEBOOKS / "04_flop_matched.py")
-    nbformat.write(restore_solutions(student_notebook(instructor, "04_flop_matched"), instructor),
-                   tmp_path / "04_flop_matched.ipynb")
-    report = grade.grade_notebook(tmp_path / "04_flop_matched.ipynb", timeout=300, env={"OMP_NUM_THREADS": "1"})
-    assert report.total == report.max_total and all(c.status == "passed" for c in report.checks)
+    instructor = load_notebook(ROOT / "notebooks" / "03_switch_sae.py")
+    nbformat.write(restore_solutions(student_notebook(instructor, "03_switch_sae"), instructor),
+                   tmp_path / "03_switch_sae.ipynb")
+    report = grade.grade_notebook(tmp_path / "03_switch_sae.ipynb", seed=3, timeout=120,
+                                  hidden_cases=ROOT / "instructor" / "hidden_cases.py")
+    assert report.total == report.max_total == 7, report.table()
+    assert report.seconds < 60

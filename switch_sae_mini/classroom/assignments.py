@@ -8,9 +8,9 @@ The reviewed sources (notebooks/NN_name.py) carry nbgrader-compatible cell metad
   that calls ``checks.check_<function>(<function>)``.
 
 A student version replaces every solution region by ``# YOUR CODE HERE`` + ``raise NotImplementedError()`` (the
-stub nbgrader writes), removes ``### BEGIN HIDDEN TESTS`` regions and locks the check cells in JupyterLab. Hidden
-checks for graded courses live in HIDDEN_CHECKS below (functions in checks.py), never in the notebooks, so the
-student release cannot show them; ``python -m switch_sae_mini grade`` appends them to the check cells it runs.
+stub nbgrader writes), removes ``### BEGIN HIDDEN TESTS`` regions, locks the check cells in JupyterLab and says in
+one line that grading also runs hidden cases. Hidden cases are never in the notebooks or the package: they are the
+instructor's secret seed and hidden-cases file, passed to ``python -m switch_sae_mini grade`` (classroom/grading/).
 
     python -m switch_sae_mini assignments --out release            # what `make assignments` runs
     python -m switch_sae_mini assignments --nbgrader-source course  # course/source/NN_name/NN_name.ipynb
@@ -29,17 +29,9 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"  # present in 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+GRADING_NOTE = ("**Graded version.** Each check below runs a visible case; grading also runs hidden cases (other sizes "
+                "and edge cases) and reports the visible and the hidden part of each exercise separately.")
 METADATA_KEY = "switch_sae_mini"  # notebook metadata of a student version: {"assignment": "NN_name"}
-
-# Extra cases the grader runs after a check cell's visible check, keyed by the check cell's grade_id. Each
-# calls a function in checks.py that tests something the visible check cannot see (tests/test_assignments.py).
-HIDDEN_CHECKS: dict[str, str] = {
-    "check_l1_penalty": "checks.check_l1_penalty_differentiable(l1_penalty)",
-    "check_geometric_median": "checks.check_geometric_median_point_at_estimate(geometric_median)",
-    "check_switch_latents": "checks.check_switch_latents_other_sizes(switch_latents)",
-    "check_load_balance_loss": "checks.check_load_balance_loss_unused_expert(load_balance_loss)",
-}
-
 
 class AssignmentError(SwitchSAEError, ValueError):
     """A notebook's exercise markup is malformed; the message names the notebook, the cell and the fix."""
@@ -173,17 +165,14 @@ def find_exercises(nb, name: str) -> list[Exercise]:
     return exercises
 
 
-def with_hidden_checks(source: str, grade_id: str) -> str:
-    """A check cell's source with its HIDDEN_CHECKS entry appended as an nbgrader hidden-tests region."""
-    if grade_id not in HIDDEN_CHECKS:
-        return source
-    return f"{source.rstrip()}\n{BEGIN_HIDDEN}\n{HIDDEN_CHECKS[grade_id]}\n{END_HIDDEN}"
-
-
 def student_notebook(nb, name: str):
-    """A copy of `nb` for students: solutions stubbed, hidden tests removed, check cells locked, no outputs."""
+    """A copy of `nb` for students: solutions stubbed, hidden tests removed, check cells locked, no outputs, and
+    one line saying that grading runs hidden cases too."""
+    import nbformat
+
     check_markup(nb, name)
     student = copy.deepcopy(nb)
+    student.cells.insert(1, nbformat.v4.new_markdown_cell(GRADING_NOTE))
     student.metadata.pop("jupytext", None)  # students get a plain .ipynb, not a jupytext pair
     student.metadata[METADATA_KEY] = {"assignment": name}
     for index, cell in enumerate(student.cells):
@@ -202,6 +191,7 @@ def restore_solutions(student, instructor):
     """Put the instructor's solution cells back into a student version (matched by grade_id)."""
     solutions = {nbgrader_meta(c)["grade_id"]: c.source for c in instructor.cells if is_solution_cell(c)}
     restored = copy.deepcopy(student)
+    restored.cells = [c for c in restored.cells if not (c.cell_type == "markdown" and c.source == GRADING_NOTE)]
     for cell in restored.cells:
         if is_solution_cell(cell) and nbgrader_meta(cell)["grade_id"] in solutions:
             cell.source = solutions[nbgrader_meta(cell)["grade_id"]]
@@ -226,7 +216,8 @@ def write_release(out_dir: str | Path = "release", source_dir: str | Path = NOTE
 
 
 def write_nbgrader_source(course_dir: str | Path, source_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
-    """course_dir/source/NN_name/NN_name.ipynb with hidden checks inlined, for `nbgrader generate_assignment`."""
+    """course_dir/source/NN_name/NN_name.ipynb, for `nbgrader generate_assignment` (which then runs only the
+    visible checks: nbgrader's autograder trusts the student's kernel; grade with our grader for points)."""
     import nbformat
 
     written = []
@@ -235,9 +226,6 @@ def write_nbgrader_source(course_dir: str | Path, source_dir: str | Path = NOTEB
         if not find_exercises(nb, name):
             continue
         nb.metadata.pop("jupytext", None)
-        for cell in nb.cells:
-            if is_check_cell(cell):
-                cell.source = with_hidden_checks(cell.source, nbgrader_meta(cell)["grade_id"])
         target = Path(course_dir) / "source" / name / f"{name}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)

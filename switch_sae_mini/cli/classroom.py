@@ -15,9 +15,9 @@ def _assignments(args) -> int:
 
 
 def _grade(args) -> int:
-    from ..classroom import grade
+    from ..classroom.grading import batch
 
-    return grade.run(args)
+    return batch.run(args)
 
 
 def register(sub) -> None:
@@ -31,12 +31,19 @@ def register(sub) -> None:
     a.add_argument("--table", action="store_true", help="print the exercise table of docs/teaching.md")
     a.set_defaults(run=_assignments)
 
-    g = sub.add_parser("grade", help="grade a submitted notebook: points per check cell and a total")
-    g.add_argument("submission", help="the student's .ipynb")
+    g = sub.add_parser("grade", help="grade a submitted notebook, or a folder of them, in a sandboxed kernel")
+    g.add_argument("submission", help="the student's .ipynb, or a folder of submissions (searched recursively)")
     g.add_argument("--source", help="instructor notebook (NN_name.py/.ipynb) or folder of them "
                                     "(default: this checkout's notebooks/)")
+    g.add_argument("--hidden-cases", metavar="FILE", help="instructor-only Python file defining hidden_cases()")
+    g.add_argument("--seed-file", metavar="FILE", help="file holding the secret seed of the graded inputs "
+                                                       "(default: $SSM_GRADING_SEED, else random)")
+    g.add_argument("--reference-use", choices=["zero", "flag"], default="zero",
+                   help="an exercise that uses the package's own implementation: score 0 or only flag it")
     g.add_argument("--timeout", type=float, default=300, help="seconds per cell (default: %(default)s)")
-    g.add_argument("--no-hidden", action="store_true", help="run only the checks students can see")
+    g.add_argument("--memory-mb", type=int, default=6144, help="address-space limit of the kernel")
+    g.add_argument("--cpu-seconds", type=int, default=1800, help="CPU-time limit of the kernel")
+    g.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default: %(default)s)")
+    g.add_argument("--out", metavar="DIR", help="write grades.csv, feedback/<student>.md, summary.md, report.json")
     g.add_argument("--json", action="store_true", help="print the report as JSON")
-    g.add_argument("--executed", metavar="PATH", help="also write the executed notebook here (feedback)")
     g.set_defaults(run=_grade)

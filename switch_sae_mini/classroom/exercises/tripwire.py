@@ -1,18 +1,15 @@
-"""What every exercise check shares: the CheckFailed error, calling the learner's function, comparing tensors, and
-the planted Switch SAE case. checks.py (visible) and hidden_checks.py (run by the grader) build on it."""
+"""CheckFailed, and the tripwire on the package's own implementation of each exercise: while a learner's function
+runs in a check (in the notebook or in grading), calling the package's solution raises, whatever name it was
+reached by (tests/test_checks.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-import torch
-
-from ..config import SAEConfig
-from ..errors import SwitchSAEError
-from ..saes import SwitchSAE, route
+from ...errors import SwitchSAEError
 
 
 class CheckFailed(SwitchSAEError, AssertionError):
@@ -89,53 +86,3 @@ def tripwire(name: str) -> Iterator[list[str]]:
         for module, fn, code in swapped:
             fn.__code__ = code
             module.__dict__.pop(_HOOK, None)
-
-
-def _call(name: str, fn: Callable, *args):
-    try:
-        with tripwire(name) as hits:
-            out = fn(*args)
-    except NotImplementedError:
-        raise CheckFailed(f"{name} still raises NotImplementedError: replace the stub with your code.") from None
-    except CheckFailed:
-        raise
-    except Exception as exc:  # the learner's code crashed: show what and where, not a stack of ours
-        raise CheckFailed(f"{name} raised {type(exc).__name__}: {exc}") from exc
-    if hits:  # the learner's code caught the tripwire's error and went on
-        raise CheckFailed(_reference_message(hits[0]))
-    return out
-
-
-def _close(a, b, atol=1e-5) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol)
-
-
-def _passed(name: str) -> None:
-    print(f"✓ {name} passed")
-
-
-def _switch_case(d_in: int, d_sae: int, k: int, n_experts: int, seed: int, n_tokens: int):
-    """A reference SwitchSAE with nonzero biases (so forgetting to centre by them shows) and a batch of inputs."""
-    torch.manual_seed(seed)
-    sae = SwitchSAE(SAEConfig(arch="switch", d_in=d_in, d_sae=d_sae, k=k, n_experts=n_experts))
-    x = torch.randn(n_tokens, d_in)
-    with torch.no_grad():
-        sae.b_dec.normal_(0, 0.3)
-        sae.b_router.normal_(0, 0.3)
-        # token 0: every pre-activation of its expert is negative (so a missing ReLU shows as negative latents)
-        e0, block = int(route(x[:1], sae.W_router, sae.b_router).expert_idx), d_sae // n_experts
-        direction = (x[0] - sae.b_dec) / (x[0] - sae.b_dec).norm()
-        sae.W_enc[:, e0 * block:(e0 + 1) * block] = -direction[:, None] + 0.1 * torch.randn(d_in, block)
-    return sae, x
-
-
-def _manual_latents(sae, x, centre: bool = True, relu: bool = True) -> torch.Tensor:
-    """Switch latents written out token by token; centre=False / relu=False give two typical wrong answers."""
-    routing = route(x, sae.W_router, sae.b_router)
-    block = sae.cfg.d_sae // sae.cfg.n_experts
-    latents = torch.zeros(x.shape[0], sae.cfg.d_sae)
-    for t, e in enumerate(routing.expert_idx.tolist()):
-        pre = ((x[t] - sae.b_dec) if centre else x[t]) @ sae.W_enc[:, e * block:(e + 1) * block]
-        values, local = (torch.relu(pre) if relu else pre).topk(sae.cfg.k)
-        latents[t, e * block + local] = values * routing.gate[t]
-    return latents

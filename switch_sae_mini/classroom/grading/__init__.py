@@ -1,0 +1,1 @@
+"""Trusted grading: the learner's kernel computes in a sandbox, this process decides (grade.py, batch.py)."""

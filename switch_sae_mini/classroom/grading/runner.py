@@ -1,0 +1,41 @@
+"""Runs in the learner's kernel during grading, in the cell the grader adds right after a solution cell: call the
+learner's function on the grader's cases and display the answers as data. Nothing here decides anything; the
+grader compares in its own process (grade.py), so patching this module can only lose points.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from ..exercises import EXERCISES, Answer, run_case
+from .protocol import MIME, decode_cases, encode_answers
+
+
+@contextlib.contextmanager
+def _substituted(fn, names: tuple[str, ...]):
+    """An exercise that calls earlier ones runs with their references, so one mistake costs once."""
+    namespace = getattr(fn, "__globals__", None)
+    saved = {n: namespace[n] for n in names if namespace is not None and n in namespace}
+    try:
+        if namespace is not None:
+            namespace.update({n: EXERCISES[n].reference for n in names})
+        yield
+    finally:
+        if namespace is not None:
+            for n in names:
+                namespace.pop(n, None)
+            namespace.update(saved)
+
+
+def run(payload: str, namespace: dict) -> None:
+    from IPython.display import display
+
+    name, cases = decode_cases(payload)
+    exercise, fn = EXERCISES[name], namespace.get(name)
+    if not callable(fn):
+        answers = [Answer(error=f"{name} is not defined: its solution cell must define the function {name}.")]
+        answers *= len(cases)
+    else:
+        with _substituted(fn, exercise.depends_on):
+            answers = [run_case(exercise, fn, case) for case in cases]
+    display({MIME: encode_answers(answers)}, raw=True)
