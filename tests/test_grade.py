@@ -125,23 +125,22 @@ def test_honest_submissions_earn_exactly_their_correct_parts(course):
 
 
 WRONG = f"def route(x, W_router, b_router):\n{_indent(WRONG_ROUTE)}\n"
-CHEATS = {
+CHEATS = {  # "@tail": top-level code after the def in the solution cell; "@before": a cell before it
     # the three lines of the issue: patch every check to a no-op
-    "patch_checks": {"route": WRONG_ROUTE + "\nimport switch_sae_mini.checks as c\nfor n in dir(c):\n"
+    "patch_checks": {"route": WRONG_ROUTE, "@tail": "import switch_sae_mini.checks as c\nfor n in dir(c):\n"
                      "    if n.startswith('check_'): setattr(c, n, lambda *a, **k: None)"},
-    "patch_torch": {"route": "import torch.testing\ntorch.allclose = lambda *a, **k: True\n"
-                    "torch.equal = lambda *a, **k: True\ntorch.testing.assert_close = lambda *a, **k: None\n"
-                    + WRONG_ROUTE},
-    "patch_builtins": {"route": "import builtins\nbuiltins.isinstance = lambda *a: True\nbuiltins.len = lambda a: 2\n"
-                       + WRONG_ROUTE},
-    "fake_runner": {"route": WRONG_ROUTE + "\nimport sys, types\nfake = types.ModuleType('runner')\n"
+    "patch_torch": {"route": WRONG_ROUTE, "@tail": "import torch.testing\ntorch.allclose = lambda *a, **k: True\n"
+                    "torch.equal = lambda *a, **k: True\ntorch.testing.assert_close = lambda *a, **k: None"},
+    "patch_builtins": {"route": WRONG_ROUTE, "@tail": "import builtins\nbuiltins.isinstance = lambda *a: True\n"
+                       "builtins.len = lambda a: 2"},
+    "fake_runner": {"route": WRONG_ROUTE, "@tail": "import sys, types\nfake = types.ModuleType('runner')\n"
                     "fake.run = lambda *a: __import__('IPython').display.display("
                     "{'application/vnd.switch-sae-mini.answers+json': 'cGFzc2Vk'}, raw=True)\n"
                     "sys.modules['switch_sae_mini.classroom.grading.runner'] = fake"},
-    "exit_kernel": {"route": WRONG_ROUTE + "\nimport os\nos._exit(0)"},
-    "system_exit": {"route": WRONG_ROUTE + "\nraise SystemExit(0)"},
-    "keyboard_interrupt": {"route": WRONG_ROUTE + "\nraise KeyboardInterrupt"},
-    "print_success": {"route": "print('✓ check_route passed')\n" + WRONG_ROUTE},
+    "exit_kernel": {"route": WRONG_ROUTE, "@tail": "import os\nos._exit(0)"},
+    "system_exit": {"route": WRONG_ROUTE, "@tail": "raise SystemExit(0)"},
+    "keyboard_interrupt": {"route": WRONG_ROUTE, "@tail": "raise KeyboardInterrupt"},
+    "print_success": {"route": WRONG_ROUTE, "@tail": "print('✓ check_route passed')"},
     "read_instructor_files": {"route": "import glob\nfor p in glob.glob('/**/01_mini.ipynb', recursive=True) + "
                               f"glob.glob({str(ROOT / 'notebooks' / '*.py')!r}):\n"
                               "    print(open(p).read()[:10])\n" + WRONG_ROUTE},
@@ -172,6 +171,9 @@ def _cheat(spec):
     answers = {k: v for k, v in spec.items() if not k.startswith("@")}
     before = {"route": spec["@before"]} if "@before" in spec else {}
     def after(nb):
+        if "@tail" in spec:
+            cell = next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == "route")
+            cell.source += "\n" + spec["@tail"]
         if "@after" in spec:
             index = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == "check_route")
             nb.cells.insert(index + 1, new_code_cell(spec["@after"]))
@@ -185,7 +187,7 @@ def test_every_cheat_scores_zero_on_its_wrong_exercise(course):
     # tricks that do not kill the kernel leave the other, honest exercises graded
     for name in ["patch_checks", "patch_torch", "print_success", "replace_after", "tensor_subclass", "eq_object",
                  "sleep_past_timeout", "huge_allocation", "fork_bomb", "package_call", "system_exit",
-                 "keyboard_interrupt", "read_instructor_files", "fake_runner"]:
+                 "keyboard_interrupt", "read_instructor_files"]:
         assert _points(reports[name])["load_balance_loss"] == 2, (name, reports[name].table())
     route_item = {n: r.items[0] for n, r in reports.items()}
     assert route_item["sleep_past_timeout"].status == "timeout"

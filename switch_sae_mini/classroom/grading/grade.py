@@ -25,7 +25,7 @@ from ..exercises import EXERCISES, judge, run_case
 from .prepare import GradingError, GradingPlan, build, load_hidden_cases
 from .protocol import MIME, ProtocolError, decode_answers
 from .report import Flag, GradeReport, Item
-from .sandbox import Limits, SandboxedKernelManager, folders, hidden_folders, kernel_env, kernel_user
+from .sandbox import Limits, SandboxedKernelManager, folders, hidden_folders, kernel_env, kernel_user, reap
 from .submissions import find_source, read_submission
 
 TIMEOUT_ENAME = "CellTimeout"
@@ -66,10 +66,12 @@ async def _execute(plan: GradingPlan, timeout: float, slot: int, limits: Limits,
         client.km = client.create_kernel_manager()
         client.km.configure(runtime, private, uid, gid, limits, hide)
         iopub_timeout = client.iopub_timeout
+        probe = len(plan.nb.cells)  # a cell of its own: nbclient writes outputs into the cell at the index given
+        plan.nb.cells.append(nbformat.v4.new_code_cell("pass"))
         try:
             async with client.async_setup_kernel(env=kernel_env(runtime, threads), stderr=subprocess.DEVNULL):
                 status = client.km.sandbox_status()  # read before any learner code runs
-                for index, cell in enumerate(plan.nb.cells):
+                for index, cell in enumerate(plan.nb.cells[:probe]):
                     if cell.cell_type != "code":
                         continue
                     try:
@@ -85,13 +87,16 @@ async def _execute(plan: GradingPlan, timeout: float, slot: int, limits: Limits,
                     outcomes[index] = ("timeout" if ename == TIMEOUT_ENAME else "failed", f"{ename}: {evalue[:300]}")
                     if ename == TIMEOUT_ENAME:  # an uninterruptible loop would make every later cell time out too
                         client.timeout, client.iopub_timeout = min(timeout, PROBE_SECONDS), 1
-                        await client.async_execute_cell(nbformat.v4.new_code_cell("pass"), -1)
+                        await client.async_execute_cell(plan.nb.cells[probe], probe)
                         client.timeout, client.iopub_timeout = timeout, iopub_timeout
-                        if replies.get(-1, {}).get("content", {}).get("ename") == TIMEOUT_ENAME:
+                        if replies.get(probe, {}).get("content", {}).get("ename") == TIMEOUT_ENAME:
                             stopped = "the kernel did not stop after an earlier timeout"
                             break
         except RuntimeError as exc:  # the kernel did not start (sandbox refused)
             stopped = f"the kernel did not start: {str(exc)[:300]}"
+        finally:
+            plan.nb.cells.pop(probe)
+        reap(uid)
     return outcomes, stopped, status
 
 

@@ -127,3 +127,32 @@ def kernel_env(runtime: Path, threads: int, extra: dict[str, str] | None = None)
            "IPYTHONDIR": str(runtime / "ipython"), "JUPYTER_RUNTIME_DIR": str(runtime / "jupyter"),
            "SSM_FAST": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": str(threads), "PYTHONDONTWRITEBYTECODE": "1"}
     return env | (extra or {})
+
+
+def reap(uid: int, seconds: float = 10.0) -> int:
+    """Kill what is left of a dedicated kernel user's processes (a fork bomb's children), and wait until none
+    remain, so the next submission in this slot starts under its process limit. Returns how many were killed."""
+    import signal
+    import time
+
+    if os.geteuid() != 0 or uid == 0:
+        return 0
+    killed, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and entry.stat().st_uid == uid:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        time.sleep(0.1)
+    return killed
