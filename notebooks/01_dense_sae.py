@@ -70,7 +70,7 @@ L1_COEFFS = [2, 8, 32] if FAST else [1, 2, 4, 8, 16, 32]
 # the residual stream at the default hook, dropping the BOS position (chapter 00 explains why). The same tensor
 # feeds every SAE in this notebook, so differences between SAEs come from the SAEs, not the data.
 
-# %%
+# %% tags=["skip-in-grading"]
 model = ssm.load_model(MODEL, device=device)
 acts, meta, buffer = ssm.notebook.harvest(model, N_TOKENS)
 held_out, train_acts = acts[:8192], acts[8192:]

@@ -65,7 +65,7 @@ DEAD_AFTER = 20_000 if FAST else 200_000  # tokens without firing before a laten
 # %% [markdown]
 # ## 2 · Activations (as in chapter 01)
 
-# %%
+# %% tags=["skip-in-grading"]
 model = ssm.load_model(MODEL, device=device)
 acts, meta, buffer = ssm.notebook.harvest(model, N_TOKENS)
 held_out, train_acts = acts[:8192], acts[8192:]

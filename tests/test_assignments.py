@@ -11,7 +11,7 @@ import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from switch_sae_mini.classroom import assignments, checks
-from switch_sae_mini.classroom.assignments import (HIDDEN_CHECKS, STUB, AssignmentError, find_exercises, is_check_cell,
+from switch_sae_mini.classroom.assignments import (GRADING_NOTE, STUB, AssignmentError, find_exercises, is_check_cell,
                                          is_solution_cell, load_notebook, nbgrader_meta, restore_solutions,
                                          solution_regions, student_notebook, write_release)
 from switch_sae_mini.classroom.checks import CheckFailed
@@ -43,15 +43,15 @@ def test_student_version_has_no_solution_code(release, name):
     assert solution_lines, f"{name}: no solution region found in the source"
     leaked = [line for line in solution_lines if line in text]
     assert not leaked, f"{name}: solution code in the student version: {leaked}"
-    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
-    for hidden in HIDDEN_CHECKS.values():
-        assert hidden not in text
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "hidden_cases" not in text
+    assert student.cells[1].source == GRADING_NOTE  # students are told that hidden cases exist
 
 
 @pytest.mark.parametrize("name", WITH_EXERCISES)
 def test_student_version_stubs_solutions_and_keeps_checks(release, name):
     instructor = load_notebook(SOURCES[name])
     student = nbformat.read(release[name], as_version=4)
+    student.cells = [c for c in student.cells if c.source != GRADING_NOTE]
     assert [nbgrader_meta(c).get("grade_id") for c in student.cells] == \
         [nbgrader_meta(c).get("grade_id") for c in instructor.cells]
     assert student.metadata["switch_sae_mini"] == {"assignment": name} and "jupytext" not in student.metadata
@@ -87,7 +87,8 @@ def test_grade_ids_unique_and_every_exercise_graded():
     assert len(exercises) >= 7 and all(ex.points > 0 and ex.minutes > 0 for ex in exercises)
     for ex in exercises:
         assert ex.check_id == f"check_{ex.solution_id}", ex
-    assert set(HIDDEN_CHECKS) <= {ex.check_id for ex in exercises}
+    from switch_sae_mini.classroom.exercises import EXERCISES
+    assert {ex.solution_id for ex in exercises} <= set(EXERCISES)  # the trusted grader has cases for each
 
 
 def _toy(solution="    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", meta=True, check_id="check_double"):
@@ -100,7 +101,7 @@ def _toy(solution="    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTIO
 
 def test_toy_student_version_and_exercise():
     student = student_notebook(_toy(), "01_toy")
-    assert student.cells[1].source == "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    assert student.cells[2].source == "def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
     [ex] = find_exercises(_toy(), "01_toy")
     assert (ex.number, ex.title, ex.difficulty, ex.minutes, ex.points) == ("1.1", "double", 1, 2, 1.0)
 
@@ -117,13 +118,12 @@ def test_malformed_markup_is_refused_with_the_fix(notebook, message):
         student_notebook(notebook, "01_toy")
 
 
-def test_nbgrader_source_inlines_the_hidden_checks(tmp_path):
+def test_nbgrader_source_holds_only_the_visible_checks(tmp_path):
     paths = assignments.write_nbgrader_source(tmp_path, ROOT / "notebooks")
     assert [p.relative_to(tmp_path).as_posix() for p in paths] == [f"source/{n}/{n}.ipynb" for n in WITH_EXERCISES]
     nb = nbformat.read(tmp_path / "source/01_dense_sae/01_dense_sae.ipynb", as_version=4)
     [check] = [c for c in nb.cells if is_check_cell(c)]
-    assert check.source == ("checks.check_l1_penalty(l1_penalty)\n### BEGIN HIDDEN TESTS\n"
-                            f"{HIDDEN_CHECKS['check_l1_penalty']}\n### END HIDDEN TESTS")
+    assert check.source == "checks.check_l1_penalty(l1_penalty)"
 
 
 def test_teaching_guide_lists_the_exercises_as_the_notebooks_do():
@@ -134,8 +134,8 @@ def test_teaching_guide_lists_the_exercises_as_the_notebooks_do():
     assert re.search(r"^assignments:", (ROOT / "Makefile").read_text(), re.M)
 
 
-# Hidden checks: the reference passes; a stub and the mistake each one targets (which passes the visible
-# check) are rejected with a teaching message.
+# The instructor's hidden cases (instructor/hidden_cases.py): the right answer passes them; the mistake each one
+# targets passes the visible check and is rejected by the hidden case, with a teaching message.
 
 def _stub(*args):
     raise NotImplementedError()
@@ -184,24 +184,27 @@ def _switch_latents(x, W_enc, b_dec, W_router, b_router, n_experts, k, d_expert=
     return latents
 
 
-@pytest.mark.parametrize("visible, hidden, right, wrong, message", [
-    (checks.check_l1_penalty, checks.check_l1_penalty_differentiable, _l1,
-     lambda f, W: torch.tensor(_l1(f, W).item()), "keeps the autograd graph"),
-    (checks.check_geometric_median, checks.check_geometric_median_point_at_estimate, _median,
-     _median_without_clamp, "Clamp the distances"),
-    (checks.check_load_balance_loss, checks.check_load_balance_loss_unused_expert, _lb,
-     _lb_without_minlength, "minlength=n_experts"),
-    (checks.check_switch_latents, checks.check_switch_latents_other_sizes, _switch_latents,
-     lambda *args: _switch_latents(*args, d_expert=8), "take the batch size"),
+HIDDEN = __import__("runpy").run_path(str(ROOT / "instructor" / "hidden_cases.py"))["hidden_cases"]()
+
+
+def _judge_hidden(name, fn):
+    from switch_sae_mini.classroom.exercises import EXERCISES, judge, run_case
+    return [judge(EXERCISES[name], case, run_case(EXERCISES[name], fn, case)) for case in HIDDEN[name]]
+
+
+@pytest.mark.parametrize("name, visible, right, wrong, message", [
+    ("l1_penalty", checks.check_l1_penalty, _l1, lambda f, W: (f * W.norm(dim=-1)).sum() / 6, "mean over tokens"),
+    ("geometric_median", checks.check_geometric_median, _median, _median_without_clamp, "Clamp the distances"),
+    ("load_balance_loss", checks.check_load_balance_loss, _lb, _lb_without_minlength, "minlength=n_experts"),
+    ("switch_latents", checks.check_switch_latents, _switch_latents, lambda *args: _switch_latents(*args, d_expert=8),
+     "hard-coded"),
 ], ids=["l1_penalty", "geometric_median", "load_balance_loss", "switch_latents"])
-def test_hidden_check_catches_what_the_visible_one_misses(visible, hidden, right, wrong, message):
-    hidden(right)
+def test_hidden_case_catches_what_the_visible_one_misses(name, visible, right, wrong, message):
+    assert _judge_hidden(name, right) == [None] * len(HIDDEN[name])
     visible(wrong)  # the mistake gets past the visible check ...
-    with pytest.raises(CheckFailed, match=message):  # ... and not past the hidden one
-        hidden(wrong)
-    with pytest.raises(CheckFailed, match="NotImplementedError"):
-        hidden(_stub)
-    assert any(f"checks.{hidden.__name__}(" in code for code in HIDDEN_CHECKS.values())
+    verdicts = [v for v in _judge_hidden(name, wrong) if v is not None]
+    assert verdicts and message in verdicts[0]  # ... and not past the hidden case
+    assert all("NotImplementedError" in v for v in _judge_hidden(name, _stub))
 
 
 def test_students_see_no_ci_markers():

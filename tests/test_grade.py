@@ -92,8 +92,8 @@ def _grade_all(course, named: dict, **options) -> dict:
     for name, nb in named.items():
         (folder / name).mkdir(parents=True)
         nbformat.write(nb, folder / name / "01_mini.ipynb")
-    reports = batch.grade_many(batch.submissions_in(folder), folder, jobs=2, source=course / "sources", seed=7,
-                               timeout=20, **options)
+    options = {"seed": 7, "timeout": 20, **options}
+    reports = batch.grade_many(batch.submissions_in(folder), folder, jobs=2, source=course / "sources", **options)
     return {Path(r.submission).parent.name: r for r in reports}
 
 
@@ -204,7 +204,8 @@ def test_every_cheat_scores_zero_on_its_wrong_exercise(course):
 def test_package_use_can_be_flag_only(course):
     report = _grade_all(course, {"s": _cheat(CHEATS["package_call"])}, reference_use="flag")["s"]
     assert _points(report)["route"] == 2
-    assert [(f.kind, f.scored_zero) for f in report.flags if f.exercise == "route"] == [("package-use", False)]
+    # reported twice: the static scan and the tripwire; neither changes the points
+    assert [(f.kind, f.scored_zero) for f in report.flags if f.exercise == "route"] == [("package-use", False)] * 2
 
 
 def test_check_cell_flags_and_hidden_items_are_separate(course):
@@ -239,7 +240,7 @@ def test_class_folder_writes_csv_feedback_and_summary_without_hidden_inputs(cour
     feedback = (out / "feedback" / "bob" / "01_mini.md").read_text()
     assert "route | visible | 0 / 1" in feedback and "hidden case" in feedback
     assert "tensor(" not in feedback and "BEGIN HIDDEN" not in feedback and "a batch of one" not in hidden.name
-    assert "| route | visible | 0.00 / 1 | 1/2 |" in (out / "summary.md").read_text()
+    assert "| route | visible | 0.50 / 1 | 1/2 |" in (out / "summary.md").read_text()
     assert "[2/2]" in capsys.readouterr().err
 
 

@@ -53,6 +53,7 @@ class Exercise:
     random_cases: Callable[[torch.Generator], list[Case]]
     diagnose: Callable[[Case, Answer, Answer], str | None]
     depends_on: tuple[str, ...] = ()  # earlier exercises it calls; graded with their references substituted
+    error_hint: Callable[[Case], str] | None = None  # what about this case may explain a crash
 
     def __post_init__(self):
         if len(self.outputs) != len(self.kinds) or set(self.kinds) - {"tensor", "int"}:
@@ -152,7 +153,7 @@ def grads_close(got: Answer, expected: Answer, atol: float = 1e-5) -> bool:
 def judge(ex: Exercise, case: Case, got: Answer, expected: Answer | None = None) -> str | None:
     """None when `got` is right for `case`; otherwise the teaching message (computed from data only)."""
     if got.error:
-        return got.error
+        return got.error + (ex.error_hint(case) if ex.error_hint and not got.reference_hits else "")
     if len(got.outputs) != len(ex.outputs):
         return f"the answer has {len(got.outputs)} outputs; {ex.name} returns {len(ex.outputs)}."
     expected = expected if expected is not None else run_case(ex, ex.reference, case, guard=False)

@@ -151,6 +151,14 @@ def _balance_case(gen, n_tokens, n_experts, label, unused: int | None = None):
     return Case((probs, probs.argmax(-1), n_experts), label, grad_of=(0,), weights=(torch.tensor(1.0),))
 
 
+def _balance_hint(case: Case) -> str:
+    idx, n_experts = case.args[1], case.args[2]
+    if (torch.bincount(idx, minlength=n_experts) == 0).any():
+        return (" An expert receives no token here: f must still have n_experts entries "
+                "(torch.bincount(expert_idx, minlength=n_experts)).")
+    return ""
+
+
 def _balance_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
     probs, idx, n_experts = case.args
     value = got.outputs[0]
@@ -166,11 +174,7 @@ def _balance_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
             return ("The gradient with respect to router_probs is wrong: it must be E * f_i / batch for every token "
                     "(f treated as a constant, P_i the mean over the batch).")
         return None
-    if (f == 0).any() and not close(value, exp.outputs[0]):
-        hint = (" An expert receives no token here: f must still have n_experts entries "
-                "(torch.bincount(expert_idx, minlength=n_experts)).")
-    else:
-        hint = ""
+    hint = _balance_hint(case) if not close(value, exp.outputs[0]) else ""
     if close(value, (f * P).sum()):
         return "Missing the factor n_experts: E * sum_i f_i P_i equals 1 at perfect balance." + hint
     if close(value, n_experts * (P * P).sum()):
@@ -192,4 +196,4 @@ LOAD_BALANCE_LOSS = Exercise(
     "load_balance_loss", ("loss",), ("tensor",), _package_load_balance_loss,
     visible_cases=lambda: [_balance_case(torch.Generator().manual_seed(4), 50, 4, "visible"), _uniform_case()],
     random_cases=lambda gen: [_balance_case(gen, _randint(gen, 1, 40), _randint(gen, 2, 8), "random sizes")],
-    diagnose=_balance_diagnose)
+    diagnose=_balance_diagnose, error_hint=_balance_hint)

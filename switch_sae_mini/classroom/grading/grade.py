@@ -171,7 +171,8 @@ def grade_notebook(path: str | Path, source: str | Path | None = None, timeout: 
         raise GradingError(f"the instructor notebook {name} has no exercises (solution and check cells); nothing "
                            "to grade. Pass --source for a notebook with exercises.")
     hidden = load_hidden_cases(hidden_cases)
-    plan = build(submission, instructor, name, markup, secret_seed() if seed is None else seed, hidden)
+    plan = build(submission, instructor, name, markup, secret_seed() if seed is None else seed, hidden,
+                 flag_only=reference_use == "flag")
     hide = hidden_folders([p for p in (source_path, hidden_cases) if p is not None])
     outcomes, stopped, status = asyncio.run(_execute(plan, timeout, slot, limits, hide, threads))
     items, flags = _score(plan, markup, outcomes, stopped, reference_use)

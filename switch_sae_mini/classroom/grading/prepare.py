@@ -27,7 +27,8 @@ from .protocol import encode_cases
 from .report import Flag
 
 SKIP_TAG = "skip-in-grading"
-RUNNER = '__import__("switch_sae_mini.classroom.grading.runner", fromlist=["run"]).run({payload!r}, globals())'
+RUNNER = ('__import__("switch_sae_mini.classroom.grading.runner", fromlist=["run"]).run({payload!r}, globals(), '
+          'flag_only={flag_only})')
 
 
 class GradingError(ValueError):
@@ -77,7 +78,7 @@ def _visible(source: str) -> str:
 
 
 def build(submission, instructor, assignment: str, markup: list[ExerciseMarkup], seed: int,
-          hidden: dict[str, list[Case]]) -> GradingPlan:
+          hidden: dict[str, list[Case]], flag_only: bool = False) -> GradingPlan:
     import nbformat
 
     unknown = [ex.solution_id for ex in markup if ex.solution_id not in EXERCISES]
@@ -128,7 +129,8 @@ def build(submission, instructor, assignment: str, markup: list[ExerciseMarkup],
             used = tampering(cell.source)
             if used:
                 plan.flags.append(Flag(grade_id, "tampering", f"the solution cell uses {', '.join(used)}"))
-            cells.append(nbformat.v4.new_code_cell(RUNNER.format(payload=encode_cases(grade_id, plan.cases[grade_id]))))
+            cells.append(nbformat.v4.new_code_cell(RUNNER.format(payload=encode_cases(grade_id, plan.cases[grade_id]),
+                                                                flag_only=flag_only)))
             plan.runner_cells[len(cells) - 1] = grade_id
     for check_id in instructor_checks.keys() - seen_checks:
         plan.flags.append(Flag(check_of.get(check_id, ""), "check-cell-deleted", f"the check cell {check_id} was deleted"))

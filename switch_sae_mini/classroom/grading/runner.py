@@ -27,7 +27,9 @@ def _substituted(fn, names: tuple[str, ...]):
             namespace.update(saved)
 
 
-def run(payload: str, namespace: dict) -> None:
+def run(payload: str, namespace: dict, flag_only: bool = False) -> None:
+    """flag_only: a case that calls the package's implementation runs again without the tripwire, so it is
+    scored on its answer while the calls are still reported."""
     from IPython.display import display
 
     name, cases = decode_cases(payload)
@@ -38,4 +40,8 @@ def run(payload: str, namespace: dict) -> None:
     else:
         with _substituted(fn, exercise.depends_on):
             answers = [run_case(exercise, fn, case) for case in cases]
+            if flag_only:
+                answers = [a if not a.reference_hits else
+                           run_case(exercise, fn, case, guard=False)._replace(reference_hits=a.reference_hits)
+                           for a, case in zip(answers, cases)]
     display({MIME: encode_answers(answers)}, raw=True)
