@@ -42,10 +42,13 @@ notebooks: $(STAMP)
 sync-notebooks: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/[0-9]*.py
 
-# Student versions of every notebook with exercises in release/ (git-ignored): solutions stubbed, hidden checks
-# left out. Generated, never edited by hand; see docs/teaching.md.
+# What students receive, in release/ (git-ignored): every notebook with exercises (solutions stubbed) and the
+# package as a wheel. Neither holds solutions, hidden cases or instructor notebooks. See docs/teaching.md.
 assignments: $(STAMP)
 	$(BIN)/python -m switch_sae_mini assignments --out release
+	$(BIN)/python -m pip wheel --disable-pip-version-check -q --no-deps --no-build-isolation -w release . 2>&1 \
+		| { grep -v "$(PIP_NOISE)" || true; }
+	@ls release/*.whl
 
 # Training-step throughput (README "Speed"): python -m switch_sae_mini bench; not part of `make test`.
 # Adds SAELens and sparsify to the same run when `make bench-peers` has built their virtualenv.

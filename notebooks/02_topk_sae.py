@@ -18,7 +18,8 @@
 #
 # **Learning objectives**
 # - Implement the TopK activation and the geometric-median initialisation of $b_{dec}$.
-# - Understand the decoder-norm constraint and the AuxK loss that revives dead latents.
+# - Implement the decoder-gradient projection that keeps decoder rows at unit norm, and the AuxK loss that revives
+#   dead latents.
 # - Compare TopK and ReLU SAEs on the sparsity–reconstruction trade-off.
 #
 # **Prerequisites:** 01 (ReLU SAE, FVU, L0, dead latents).
@@ -170,16 +171,46 @@ print(f"FVU of predicting a constant: mean {ssm.metrics.fvu(mean.expand_as(held_
 # If decoder rows could grow, the SAE could make latents tiny and rows huge; TopK does not care about latent size
 # but the *comparisons* between latents would then depend on arbitrary scales. The recipe keeps every row of
 # $W_{dec}$ at unit norm: renormalise before each step, and remove the gradient component parallel to each row so
-# the update moves along the sphere. `ssm.train` does both; here is the projection on one step.
+# the update moves along the sphere:
+#
+# $$g_j \leftarrow g_j - (g_j \cdot w_j)\, w_j \qquad \text{for each decoder row } w_j \text{ (unit norm) and its gradient } g_j.$$
+#
+# ### Exercise 2.3 — the decoder-gradient projection
+# > Difficulty ●●○○○ · Importance ●●●○○ · ~10 min
+#
+# Return the gradient `[d_sae, d_in]` with each row's component along its (unit-norm) decoder row removed.
+
+# %% nbgrader={"grade": false, "grade_id": "project_decoder_grad", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def project_decoder_grad(W_dec: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    parallel = (grad * W_dec).sum(dim=-1, keepdim=True)
+    return grad - parallel * W_dec
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_project_decoder_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+checks.check_project_decoder_grad(project_decoder_grad)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# One dot product per row: `(grad * W_dec).sum(dim=-1, keepdim=True)` has shape `[d_sae, 1]`, which broadcasts
+# against `W_dec`.
+# </details>
+#
+# Your projection on one real training step, next to the package's in-place version (`sae.project_decoder_grad()`,
+# which `ssm.train` calls before every optimizer step):
 
 # %%
 sae = ssm.make_sae(ssm.SAEConfig(arch="topk", d_in=d_in, d_sae=D_SAE, k=32))
 sae.normalize_decoder()
 sae(train_acts[:BATCH]).loss.backward()
 radial_before = (sae.W_dec.grad * sae.W_dec).sum(-1).abs().max().item()
+yours = project_decoder_grad(sae.W_dec.detach(), sae.W_dec.grad)
 sae.project_decoder_grad()
 radial_after = (sae.W_dec.grad * sae.W_dec).sum(-1).abs().max().item()
-print(f"largest radial gradient component: before {radial_before:.2e}, after projection {radial_after:.2e}")
+print(f"largest radial gradient component: before {radial_before:.2e}, after projection {radial_after:.2e}; "
+      f"yours vs the package's: max difference {(yours - sae.W_dec.grad).abs().max().item():.1e}")
 
 # %% [markdown]
 # ## 6 · AuxK: giving dead latents a gradient
@@ -189,6 +220,41 @@ print(f"largest radial gradient component: before {radial_before:.2e}, after pro
 # residual $x - \hat x$ (detached, without $b_{dec}$); the error is normalised per token by $\lVert x - \hat x\rVert^2$
 # as in Gao et al.'s code and weighted by 1/32. The paper's reference code has a sign and
 # bias bug here (docs/design-notes.md §8); the package implements Gao et al.'s version and tests it against a hand computation.
+#
+# ### Exercise 2.4 — the AuxK loss
+# > Difficulty ●●●●○ · Importance ●●●○○ · ~20 min
+#
+# Given the pre-activations `[batch, d_sae]`, the boolean `dead_mask` `[d_sae]`, the residual $e = x - \hat x$
+# `[batch, d_in]`, `W_dec`, `k_aux` and the input `x`: take each token's top $\min(k_{aux}, n_{dead})$ **dead**
+# latents, ReLU them, decode them with their rows of $W_{dec}$ (no $b_{dec}$) into $\hat e$, and return
+# $\operatorname{mean}_t \lVert \hat e_t - e_t\rVert^2 / \lVert e_t\rVert^2$ times `x.pow(2).mean()` (so the term weighs like
+# the main per-element MSE). Detach the residual. Return 0 when no latent is dead.
+
+# %% nbgrader={"grade": false, "grade_id": "auxk_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def auxk_loss(pre_acts, dead_mask, residual, W_dec, k_aux: int, x) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    n_dead = int(dead_mask.sum())
+    if n_dead == 0:
+        return pre_acts.new_zeros(())
+    scores = torch.where(dead_mask, pre_acts, torch.full_like(pre_acts, -torch.inf))
+    values, indices = scores.topk(min(k_aux, n_dead), dim=-1)
+    residual_hat = (torch.relu(values)[..., None] * W_dec[indices]).sum(-2)
+    e = residual.detach()
+    nmse = (residual_hat - e).pow(2).sum(-1) / e.pow(2).sum(-1).clamp_min(1e-12)
+    return nmse.mean() * x.detach().pow(2).mean()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_auxk_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+checks.check_auxk_loss(auxk_loss)
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `torch.where(dead_mask, pre_acts, -inf)` leaves only dead latents in the race; `W_dec[indices]` has shape
+# `[batch, k, d_in]`. Why detach the residual: AuxK should teach the dead latents to explain what the live ones
+# missed, not pull the live ones' reconstruction towards it.
+# </details>
 #
 # At this small scale few latents die on their own (a few percent), which would make a weak experiment. So we
 # create dead latents on purpose: scale a quarter of the encoder columns by 0.1, so those latents (almost) never

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from .exercises import EXERCISES, CheckFailed, judge, run_case
 
-__all__ = ["CheckFailed", "check_encoder_flops", "check_geometric_median", "check_l1_penalty",
+__all__ = ["CheckFailed", "check_auxk_loss", "check_encoder_flops", "check_project_decoder_grad", "check_geometric_median", "check_l1_penalty",
            "check_load_balance_loss", "check_route", "check_switch_latents", "check_topk_activation"]
 
 
@@ -54,6 +54,16 @@ def check_topk_activation(fn: Callable) -> None:
 def check_geometric_median(fn: Callable) -> None:
     """fn(points [n, d]) -> [d]: the point minimising the sum of Euclidean distances."""
     _check("geometric_median", fn)
+
+
+def check_project_decoder_grad(fn: Callable) -> None:
+    """fn(W_dec [d_sae, d_in] with unit rows, grad [d_sae, d_in]) -> grad without its component along each row."""
+    _check("project_decoder_grad", fn)
+
+
+def check_auxk_loss(fn: Callable) -> None:
+    """fn(pre_acts, dead_mask [d_sae], residual, W_dec, k_aux, x) -> scalar AuxK loss (Gao et al. 2024)."""
+    _check("auxk_loss", fn)
 
 
 def check_route(fn: Callable) -> None:

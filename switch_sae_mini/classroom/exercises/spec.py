@@ -146,8 +146,17 @@ def close(a, b, atol: float = 1e-5) -> bool:
 
 
 def grads_close(got: Answer, expected: Answer, atol: float = 1e-5) -> bool:
-    return len(got.grads) == len(expected.grads) and all(
-        (g is None) == (e is None) and (g is None or close(g, e, atol)) for g, e in zip(got.grads, expected.grads))
+    """Gradients equal, a missing gradient (None) counting as zero: no path from the output to that input."""
+    if len(got.grads) != len(expected.grads):
+        return False
+    for g, e in zip(got.grads, expected.grads):
+        if g is None and e is None:
+            continue
+        g = g if g is not None else torch.zeros_like(e)
+        e = e if e is not None else torch.zeros_like(g)
+        if not close(g, e, atol):
+            return False
+    return True
 
 
 def judge(ex: Exercise, case: Case, got: Answer, expected: Answer | None = None) -> str | None:

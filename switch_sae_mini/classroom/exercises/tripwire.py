@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import inspect
 from collections.abc import Iterator
 
 from ...errors import SwitchSAEError
@@ -28,6 +29,8 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "l1_penalty": ("switch_sae_mini.saes.relu:ReLUSAE.forward",),
     "topk_activation": ("switch_sae_mini.saes.base:topk_activation",),
     "geometric_median": ("switch_sae_mini.saes.base:geometric_median",),
+    "project_decoder_grad": ("switch_sae_mini.saes.base:SAEBase.project_decoder_grad",),
+    "auxk_loss": ("switch_sae_mini.saes.topk:auxk_loss", "switch_sae_mini.saes.topk:auxk_error"),
     "route": ("switch_sae_mini.saes.routing:route", "switch_sae_mini.saes.switch:SwitchSAE.route"),
     "switch_latents": ("switch_sae_mini.saes.switch:SwitchSAE.forward", "switch_sae_mini.saes.kernels:routed_topk_encode",
                        "switch_sae_mini.saes.switch:SwitchSAE._routed_topk",
@@ -77,12 +80,12 @@ def tripwire(name: str) -> Iterator[list[str]]:
     try:
         for target in REFERENCES.get(name, ()):
             module, fn = _resolve(target)
-            fn = getattr(fn, "__func__", fn)
-            swapped.append((module, fn, fn.__code__))
-            module.__dict__[_HOOK] = hit
+            fn = inspect.unwrap(getattr(fn, "__func__", fn))  # through @torch.no_grad() and functools.wraps
+            swapped.append((fn.__globals__, fn, fn.__code__))
+            fn.__globals__[_HOOK] = hit
             fn.__code__ = _tripwire_code(len(fn.__code__.co_freevars), target)
         yield hits
     finally:
-        for module, fn, code in swapped:
+        for namespace, fn, code in swapped:
             fn.__code__ = code
-            module.__dict__.pop(_HOOK, None)
+            namespace.pop(_HOOK, None)
