@@ -111,6 +111,20 @@ def l1_penalty(latents: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
 checks.check_l1_penalty(l1_penalty)
 
 # %% [markdown]
+# **Question 1.a** Why weight the L1 penalty by the decoder rows' norms? What would a ReLU SAE trained with a plain
+# L1 penalty, and no constraint on $W_{dec}$, do to lower its loss without becoming any sparser?
+
+# %% [markdown] tags=["answer-key"]
+# <details><summary>Answer</summary>
+#
+# Divide latent $j$ by any factor $c > 1$ and multiply row $W_{dec}[j]$ by $c$: the reconstruction is unchanged
+# and the plain L1 term falls by $c$. Training would shrink latents and grow decoder rows forever, and the penalty
+# would stop measuring sparsity. $\sum_j f_j \lVert W_{dec}[j]\rVert$ is unchanged by that rescaling, so the only
+# way to lower it is to use fewer or smaller *contributions* $f_j W_{dec}[j]$. (TopK SAEs fix the norm instead:
+# chapter 02.)
+# </details>
+
+# %% [markdown]
 # <details><summary>Hint</summary>
 #
 # `W_dec.norm(dim=-1)` gives one norm per latent, shape `[d_sae]`; it broadcasts against `latents`.

@@ -213,6 +213,21 @@ print(f"largest radial gradient component: before {radial_before:.2e}, after pro
       f"yours vs the package's: max difference {(yours - sae.W_dec.grad).abs().max().item():.1e}")
 
 # %% [markdown]
+# **Question 2.a** With plain SGD, projecting the gradient keeps each step tangent to the sphere. `ssm.train` uses
+# Adam and *also* renormalises the rows before every step. Why is the projection alone not enough under Adam, and
+# why is even a tangent step not enough?
+
+# %% [markdown] tags=["answer-key"]
+# <details><summary>Answer</summary>
+#
+# Adam divides each coordinate of the (projected) gradient by its own running RMS, so its update is the projected
+# gradient rescaled coordinate by coordinate, which is in general no longer orthogonal to the row: the norm drifts
+# at first order. And even an exactly tangent step $\Delta \perp w$ of finite size lengthens the row:
+# $\lVert w + \Delta\rVert^2 = 1 + \lVert \Delta\rVert^2$. The projection removes the gradient's radial pull (the part
+# that would otherwise grow rows to shrink latents); the renormalisation corrects what Adam and the step size add.
+# </details>
+
+# %% [markdown]
 # ## 6 · AuxK: giving dead latents a gradient
 #
 # A TopK latent that never makes the top k gets no gradient and stays dead. Gao et al. add an auxiliary loss: the

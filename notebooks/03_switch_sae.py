@@ -182,6 +182,21 @@ checks.check_load_balance_loss(load_balance_loss)
 # `torch.bincount(expert_idx, minlength=n_experts)` counts tokens per expert.
 # </details>
 #
+# **Question 3.a** $\mathcal L_{LB}$ equals 1 whenever $P$ is uniform, however collapsed the routing $f$ is. So
+# how can minimising it balance the router? Work out $\partial \mathcal L_{LB} / \partial P_i$ and say which
+# experts lose probability under gradient descent.
+
+# %% [markdown] tags=["answer-key"]
+# <details><summary>Answer</summary>
+#
+# $\partial \mathcal L_{LB} / \partial P_i = E f_i$ ($f$ comes from an argmax: a constant for the gradient). A step
+# lowers $P_i$ in proportion to $f_i$, so the experts that receive the most tokens lose the most probability, and
+# since each token's probabilities sum to 1 that mass moves to the under-used experts. As their probabilities
+# grow, more tokens' argmax lands on them and $f$ evens out. The value is a poor gauge (it can read 1 under
+# collapse); the gradient $E f_i$ does the balancing, which is why `check_load_balance_loss` checks it.
+# </details>
+
+# %% [markdown]
 # The training loss is $\mathrm{MSE}_{per\ element} + \alpha\, \mathcal L_{LB}$; the paper found α = 3 best. Let us
 # sweep α and watch expert balance (max share × E: 1 is perfect, E is total collapse) and dead latents.
 
@@ -226,6 +241,25 @@ for gate in ["prob", "heaviside"]:
                     progress=False)
     gate_runs[gate] = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
     print(f"gate={gate:10s} FVU {gate_runs[gate]['fvu']:.4f}  balance {gate_runs[gate]['expert_balance']:.2f}")
+better = gate_runs["prob"]["fvu"] < gate_runs["heaviside"]["fvu"]
+print(f"verdict: probability scaling {'reconstructs better than' if better else 'does not beat'} the heaviside gate "
+      f"(FVU {gate_runs['prob']['fvu']:.4f} vs {gate_runs['heaviside']['fvu']:.4f})")
+
+# %% [markdown]
+# **Question 3.b** With the heaviside gate, which loss term still reaches `W_router`, and through what? What should
+# that do to balance and to reconstruction, and does the verdict line above agree?
+
+# %% [markdown] tags=["answer-key"]
+# <details><summary>Answer</summary>
+#
+# Only the load-balancing term, through $P$: with gate = 1 the reconstruction has no path to the router (the
+# argmax has no gradient). The router still learns to spread tokens evenly, so balance stays near 1, but nothing
+# teaches it to send a token to the expert that reconstructs it best; the experts must cope with whatever tokens
+# they get, so reconstruction should be no better and usually worse. The paper's authors found the same at GPT-2
+# scale: probability scaling reconstructed better at every k they tried (docs/design-notes.md, "Gradient flow").
+# At this toy scale the gap can be small or, in a short FAST run, reversed: read the verdict line rather than
+# assuming it.
+# </details>
 
 # %% [markdown]
 # ## 7 · Routed vs masked computation: same output, different cost

@@ -110,6 +110,20 @@ print(ssm.flops.ledger_table({
 }))
 
 # %% [markdown]
+# **Question 4.a** In a width-matched Switch SAE of total width $M$, the routed encoder costs $2\,d_{in} M/E$ FLOPs
+# per token and the router $2\,d_{in} E$. For which $E$ do the two cost the same at the paper's $M = 24{,}576$,
+# and what happens to the total past that point?
+
+# %% [markdown] tags=["answer-key"]
+# <details><summary>Answer</summary>
+#
+# They are equal when $M/E = E$, at $E = \sqrt{M} \approx 157$ (tests/test_flops.py pins this with the
+# package's ledger). Their sum $2\,d_{in}(M/E + E)$ is smallest there: past it the router costs more than the
+# experts save, so adding experts stops paying in FLOPs (and more experts also mean more duplicated features,
+# chapter 05). The E values in this chapter, up to 32, sit far below it.
+# </details>
+
+# %% [markdown]
 # ## 3 · Activations and a fixed evaluation set
 
 # %%

@@ -50,6 +50,7 @@ def test_student_version_has_no_solution_code(release, name):
 @pytest.mark.parametrize("name", WITH_EXERCISES)
 def test_student_version_stubs_solutions_and_keeps_checks(release, name):
     instructor = load_notebook(SOURCES[name])
+    instructor.cells = [c for c in instructor.cells if "answer-key" not in c.metadata.get("tags", [])]
     student = nbformat.read(release[name], as_version=4)
     student.cells = [c for c in student.cells if c.source != GRADING_NOTE]
     assert [nbgrader_meta(c).get("grade_id") for c in student.cells] == \
@@ -71,7 +72,20 @@ def test_student_version_stubs_solutions_and_keeps_checks(release, name):
 def test_putting_the_solutions_back_gives_the_instructor_notebook(release, name):
     instructor = load_notebook(SOURCES[name])
     restored = restore_solutions(nbformat.read(release[name], as_version=4), instructor)
-    assert [c.source for c in restored.cells] == [c.source for c in instructor.cells]
+    assert [c.source for c in restored.cells] == [c.source for c in instructor.cells
+                                                  if "answer-key" not in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("name", WITH_EXERCISES)
+def test_every_question_has_an_answer_key_that_students_never_get(release, name):
+    cells = load_notebook(SOURCES[name]).cells
+    questions = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and "**Question " in c.source]
+    assert questions, f"{name}: no conceptual question"
+    for i in questions:
+        answer = cells[i + 1]
+        assert "answer-key" in answer.metadata.get("tags", []) and "<summary>Answer" in answer.source, (name, i)
+    text = nbformat.read(release[name], as_version=4)
+    assert not any("answer-key" in c.metadata.get("tags", []) or "<summary>Answer" in c.source for c in text.cells)
 
 
 def test_grade_ids_unique_and_every_exercise_graded():

@@ -175,3 +175,16 @@ def test_matching_keeps_other_fields():
     for cfg in (flop_matched(base, 4), width_matched(base, 4)):
         kept = (cfg.lb_coeff, cfg.dead_after_tokens, cfg.gate, cfg.k, cfg.d_in)
         assert kept == (1.5, 123, "heaviside", 32, 768)
+
+
+def test_router_and_routed_encoder_cost_the_same_near_sqrt_width():
+    """04's Question 4.a: width-matched at M = 24576, the router (2 d_in E) overtakes the routed encoder
+    (2 d_in M / E) between E = 128 and E = 192, around sqrt(M) = 156.8, where their sum is smallest."""
+    from switch_sae_mini.flops import forward_flops
+
+    ledgers = {e: forward_flops(SAEConfig(arch="switch", d_in=768, d_sae=24576, k=32, n_experts=e))
+               for e in (64, 128, 192, 384)}
+    assert ledgers[128]["router"] < ledgers[128]["encoder"] and ledgers[192]["router"] > ledgers[192]["encoder"]
+    assert 128 < 24576 ** 0.5 < 192 and round(24576 ** 0.5) == 157
+    total = {e: ledger["router"] + ledger["encoder"] for e, ledger in ledgers.items()}
+    assert min(total, key=total.get) in (128, 192) and total[64] > total[128] and total[384] > total[192]

@@ -134,7 +134,7 @@ CHEATS = {  # "@tail": top-level code after the def in the solution cell; "@befo
     "patch_builtins": {"route": WRONG_ROUTE, "@tail": "import builtins\nbuiltins.isinstance = lambda *a: True\n"
                        "builtins.len = lambda a: 2"},
     "fake_runner": {"route": WRONG_ROUTE, "@tail": "import sys, types\nfake = types.ModuleType('runner')\n"
-                    "fake.run = lambda *a: __import__('IPython').display.display("
+                    "fake.run = lambda *a, **k: __import__('IPython').display.display("
                     "{'application/vnd.switch-sae-mini.answers+json': 'cGFzc2Vk'}, raw=True)\n"
                     "sys.modules['switch_sae_mini.classroom.grading.runner'] = fake"},
     "exit_kernel": {"route": WRONG_ROUTE, "@tail": "import os\nos._exit(0)"},
@@ -144,6 +144,10 @@ CHEATS = {  # "@tail": top-level code after the def in the solution cell; "@befo
     "read_instructor_files": {"route": "import glob\nfor p in glob.glob('/**/01_mini.ipynb', recursive=True) + "
                               f"glob.glob({str(ROOT / 'notebooks' / '*.py')!r}):\n"
                               "    print(open(p).read()[:10])\n" + WRONG_ROUTE},
+    "write_grader_files": {"route": WRONG_ROUTE, "@tail": "import glob, os\nfor d in ['..', '../grader', '.']:\n"
+                           "    for name in ['sandbox.json', 'answers.json', 'connection.json']:\n"
+                           "        try:\n            open(os.path.join(d, name), 'w').write('{\"passed\": true}')\n"
+                           "        except OSError:\n            pass"},
     "replace_after": {"route": WRONG_ROUTE, "@after": "def route(x, W_router, b_router):\n"
                       f"{_indent(ROUTE)}"},
     "tensor_subclass": {"route": "class Always(torch.Tensor):\n    def __eq__(self, other): return True\n"
@@ -187,7 +191,7 @@ def test_every_cheat_scores_zero_on_its_wrong_exercise(course):
     # tricks that do not kill the kernel leave the other, honest exercises graded
     for name in ["patch_checks", "patch_torch", "print_success", "replace_after", "tensor_subclass", "eq_object",
                  "sleep_past_timeout", "huge_allocation", "fork_bomb", "package_call", "system_exit",
-                 "keyboard_interrupt", "read_instructor_files"]:
+                 "keyboard_interrupt", "read_instructor_files", "write_grader_files"]:
         assert _points(reports[name])["load_balance_loss"] == 2, (name, reports[name].table())
     route_item = {n: r.items[0] for n, r in reports.items()}
     assert route_item["sleep_past_timeout"].status == "timeout"

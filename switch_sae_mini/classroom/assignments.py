@@ -31,6 +31,7 @@ BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 GRADING_NOTE = ("**Graded version.** Each check below runs a visible case; grading also runs hidden cases (other sizes "
                 "and edge cases) and reports the visible and the hidden part of each exercise separately.")
+ANSWER_KEY_TAG = "answer-key"  # markdown cells answering a conceptual question: in the sources, never in a release
 METADATA_KEY = "switch_sae_mini"  # notebook metadata of a student version: {"assignment": "NN_name"}
 
 class AssignmentError(SwitchSAEError, ValueError):
@@ -166,12 +167,13 @@ def find_exercises(nb, name: str) -> list[Exercise]:
 
 
 def student_notebook(nb, name: str):
-    """A copy of `nb` for students: solutions stubbed, hidden tests removed, check cells locked, no outputs, and
-    one line saying that grading runs hidden cases too."""
+    """A copy of `nb` for students: solutions stubbed, hidden tests and answer-key cells removed, check cells
+    locked, no outputs, and one line saying that grading runs hidden cases too."""
     import nbformat
 
     check_markup(nb, name)
     student = copy.deepcopy(nb)
+    student.cells = [c for c in student.cells if ANSWER_KEY_TAG not in c.get("metadata", {}).get("tags", [])]
     student.cells.insert(1, nbformat.v4.new_markdown_cell(GRADING_NOTE))
     student.metadata.pop("jupytext", None)  # students get a plain .ipynb, not a jupytext pair
     student.metadata[METADATA_KEY] = {"assignment": name}
