@@ -218,8 +218,9 @@ def write_release(out_dir: str | Path = "release", source_dir: str | Path = NOTE
 
 
 def write_nbgrader_source(course_dir: str | Path, source_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
-    """course_dir/source/NN_name/NN_name.ipynb, for `nbgrader generate_assignment` (which then runs only the
-    visible checks: nbgrader's autograder trusts the student's kernel; grade with our grader for points)."""
+    """course_dir/source/NN_name/NN_name.ipynb without answer keys, for `nbgrader generate_assignment`, which copies
+    every other cell to students. Its autograder runs only the visible checks and trusts the student's kernel:
+    grade with classroom/grading/ for points."""
     import nbformat
 
     written = []
@@ -228,6 +229,7 @@ def write_nbgrader_source(course_dir: str | Path, source_dir: str | Path = NOTEB
         if not find_exercises(nb, name):
             continue
         nb.metadata.pop("jupytext", None)
+        nb.cells = [c for c in nb.cells if ANSWER_KEY_TAG not in c.get("metadata", {}).get("tags", [])]
         target = Path(course_dir) / "source" / name / f"{name}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)

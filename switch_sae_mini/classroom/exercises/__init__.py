@@ -1,6 +1,8 @@
 """The course's exercises as data: for each, its reference, its cases and the diagnosis of an answer. The visible
 checks (classroom/checks.py) and the trusted grader (classroom/grading/) both use them."""
 
+import contextlib
+
 from .dense import ENCODER_FLOPS, GEOMETRIC_MEDIAN, L1_PENALTY, TOPK_ACTIVATION
 from .spec import Answer, Case, Exercise, judge, run_case
 from .switch import LOAD_BALANCE_LOSS, ROUTE, SWITCH_LATENTS, manual_latents, switch_case
@@ -11,5 +13,23 @@ EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in (L1_PENALTY, TOPK_ACTIVA
                                                          PROJECT_DECODER_GRAD, AUXK_LOSS, ROUTE, SWITCH_LATENTS,
                                                          LOAD_BALANCE_LOSS, ENCODER_FLOPS)}
 
+
+@contextlib.contextmanager
+def substituted(fn, names: tuple[str, ...]):
+    """While active, the earlier exercises `names` that fn calls through its globals are their references: an
+    exercise graded (or trained) on top of a wrong earlier one then costs that mistake once."""
+    namespace = getattr(fn, "__globals__", None)
+    saved = {n: namespace[n] for n in names if namespace is not None and n in namespace}
+    try:
+        if namespace is not None:
+            namespace.update({n: EXERCISES[n].reference for n in names})
+        yield
+    finally:
+        if namespace is not None:
+            for n in names:
+                namespace.pop(n, None)
+            namespace.update(saved)
+
+
 __all__ = ["EXERCISES", "REFERENCES", "Answer", "Case", "CheckFailed", "Exercise", "judge", "manual_latents",
-           "run_case", "switch_case", "tripwire"]
+           "run_case", "substituted", "switch_case", "tripwire"]

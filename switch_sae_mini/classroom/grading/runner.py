@@ -5,26 +5,8 @@ grader compares in its own process (grade.py), so patching this module can only 
 
 from __future__ import annotations
 
-import contextlib
-
-from ..exercises import EXERCISES, Answer, run_case
+from ..exercises import EXERCISES, Answer, run_case, substituted
 from .protocol import MIME, decode_cases, encode_answers
-
-
-@contextlib.contextmanager
-def _substituted(fn, names: tuple[str, ...]):
-    """An exercise that calls earlier ones runs with their references, so one mistake costs once."""
-    namespace = getattr(fn, "__globals__", None)
-    saved = {n: namespace[n] for n in names if namespace is not None and n in namespace}
-    try:
-        if namespace is not None:
-            namespace.update({n: EXERCISES[n].reference for n in names})
-        yield
-    finally:
-        if namespace is not None:
-            for n in names:
-                namespace.pop(n, None)
-            namespace.update(saved)
 
 
 def run(payload: str, namespace: dict, flag_only: bool = False) -> None:
@@ -38,7 +20,7 @@ def run(payload: str, namespace: dict, flag_only: bool = False) -> None:
         answers = [Answer(error=f"{name} is not defined: its solution cell must define the function {name}.")]
         answers *= len(cases)
     else:
-        with _substituted(fn, exercise.depends_on):
+        with substituted(fn, exercise.depends_on):
             answers = [run_case(exercise, fn, case) for case in cases]
             if flag_only:
                 answers = [a if not a.reference_hits else

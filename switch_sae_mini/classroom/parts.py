@@ -1,0 +1,68 @@
+"""A Switch SAE assembled from the learner's own exercise functions, so chapter 03 can train it with `ssm.train`
+and compare it with the package's SwitchSAE trained from the same seed on the same batches.
+
+    sae = learner_switch_sae(cfg, route=route, switch_latents=switch_latents,
+                             load_balance_loss=load_balance_loss, use_reference=USE_REFERENCE)
+
+`use_reference` names the exercises to replace by the package's reference (the notebook's USE_REFERENCE switch):
+a learner stuck on one exercise still trains with the others. The router probabilities the balance loss needs are
+softmax((x - b_router) @ W_router), the same expression the learner's `route` maximises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ..config import SAEConfig
+from ..saes import SwitchSAE
+from ..saes.base import ForwardOutput, check_input, mse_per_element
+from .exercises import EXERCISES, substituted
+
+PARTS = ("route", "switch_latents", "load_balance_loss")
+
+
+class LearnerSwitchSAE(SwitchSAE):
+    """SwitchSAE parameters and training hooks; forward built from the learner's route, latents and balance loss."""
+
+    def __init__(self, cfg: SAEConfig, parts: dict[str, Callable]) -> None:
+        super().__init__(cfg)
+        missing = set(PARTS) - set(parts)
+        if missing:
+            raise ValueError(f"learner_switch_sae needs {sorted(missing)} too (or name them in use_reference).")
+        self.parts = parts
+
+    def forward(self, x: Tensor, routed: bool | None = None) -> ForwardOutput:
+        x = check_input(x, self.cfg.d_in, self.W_dec)
+        route, switch_latents, balance = (self.parts[n] for n in PARTS)
+        reference_route = route is EXERCISES["route"].reference
+        with substituted(switch_latents, ("route",) if reference_route else ()):
+            latents = switch_latents(x, self.W_enc, self.b_dec, self.W_router, self.b_router, self.cfg.n_experts,
+                                     self.cfg.k)
+        expert_idx, _ = route(x, self.W_router, self.b_router)
+        probs = torch.softmax((x - self.b_router) @ self.W_router, dim=-1)
+        lb = balance(probs, expert_idx, self.cfg.n_experts)
+        x_hat = latents @ self.W_dec + self.b_dec
+        mse = mse_per_element(x_hat, x)
+        values, indices = latents.topk(self.cfg.k, dim=-1)  # the k latents of the routed expert (others are 0)
+        zero = x.new_zeros(())
+        return ForwardOutput(x_hat=x_hat, latent_acts=values, latent_idx=indices, d_sae=self.cfg.d_sae,
+                             loss=mse + self.cfg.lb_coeff * lb, mse_loss=mse, l1_loss=zero, auxk_loss=zero,
+                             lb_loss=lb, expert_idx=expert_idx, router_probs=probs)
+
+
+def learner_switch_sae(cfg: SAEConfig, *, use_reference: dict[str, bool] | None = None,
+                       **parts: Callable) -> LearnerSwitchSAE:
+    """A Switch SAE whose forward runs the learner's functions; those with use_reference[name] True are the
+    package's reference instead."""
+    use_reference = use_reference or {}
+    unknown = (set(use_reference) | set(parts)) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown part(s) {sorted(unknown)}: learner_switch_sae takes {', '.join(PARTS)}.")
+    chosen = {n: EXERCISES[n].reference if use_reference.get(n) else parts.get(n) for n in PARTS}
+    missing = [n for n, fn in chosen.items() if fn is None]
+    if missing:
+        raise ValueError(f"pass your {', '.join(missing)} (or set USE_REFERENCE[{missing[0]!r}] = True).")
+    return LearnerSwitchSAE(cfg, chosen)
