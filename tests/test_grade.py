@@ -279,13 +279,14 @@ def test_the_seed_never_reaches_the_kernel(course, monkeypatch):
 
 
 @pytest.mark.slow
-def test_real_notebook_03_full_marks_and_under_a_minute(tmp_path):
+@pytest.mark.parametrize("name", ["01_dense_sae", "02_topk_sae", "03_switch_sae", "04_flop_matched"])
+def test_every_real_notebook_full_marks_and_under_a_minute(tmp_path, name):
+    """The instructor's solutions, put back into the student release, earn full marks with the hidden cases."""
     from switch_sae_mini.classroom.assignments import load_notebook, restore_solutions
 
-    instructor = load_notebook(ROOT / "notebooks" / "03_switch_sae.py")
-    nbformat.write(restore_solutions(student_notebook(instructor, "03_switch_sae"), instructor),
-                   tmp_path / "03_switch_sae.ipynb")
-    report = grade.grade_notebook(tmp_path / "03_switch_sae.ipynb", seed=3, timeout=120,
+    instructor = load_notebook(ROOT / "notebooks" / f"{name}.py")
+    nbformat.write(restore_solutions(student_notebook(instructor, name), instructor), tmp_path / f"{name}.ipynb")
+    report = grade.grade_notebook(tmp_path / f"{name}.ipynb", seed=3, timeout=120,
                                   hidden_cases=ROOT / "instructor" / "hidden_cases.py")
-    assert report.total == report.max_total == 7, report.table()
+    assert report.total == report.max_total > 0, report.table()
     assert report.seconds < 60

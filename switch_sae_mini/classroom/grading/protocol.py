@@ -24,7 +24,8 @@ class ProtocolError(ValueError):
 
 def _pack(value, key: str, tensors: dict) -> dict:
     if isinstance(value, torch.Tensor):
-        tensors[key] = value.detach().contiguous().cpu()
+        # a contiguous copy of its own: safetensors refuses shared memory and strided views
+        tensors[key] = value.detach().cpu().clone(memory_format=torch.contiguous_format)
         return {"t": key}
     if value is None:
         return {"none": True}
