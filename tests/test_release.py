@@ -2,6 +2,7 @@
 instructor notebook and no solution; and the sources still pass nbgrader's generate_assignment."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,8 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_the_wheel_holds_the_package_and_nothing_of_the_instructor(tmp_path):
     """What `make assignments` builds into release/ next to the notebooks."""
+    source = tmp_path / "source"  # pip builds in the source tree: build a copy, not the checkout
+    shutil.copytree(ROOT / "switch_sae_mini", source / "switch_sae_mini",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+                    "--no-build-isolation", "-w", str(tmp_path), str(source)], check=True, capture_output=True)
     [wheel] = tmp_path.glob("switch_sae_mini-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "switch_sae_mini/classroom/grading/launch.py" in names  # the grader works from the wheel
