@@ -1,5 +1,5 @@
-"""Exercises of chapter 03: top-1 routing, the Switch latents and the load-balancing loss (Mudide et al. 2024,
-§3.1; the balance loss is the Switch Transformer's). Their gradients are part of the answer: the gate is the
+"""Exercises of chapter 03: top-1 routing, the Switch latents and the load-balancing loss (Mudide et al. 2024;
+the balance loss is the Switch Transformer's). Their gradients are part of the answer: the gate is the
 router's only reconstruction signal, and P is the balance loss's only path to the router."""
 
 from __future__ import annotations

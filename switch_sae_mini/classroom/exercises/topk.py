@@ -1,6 +1,6 @@
 """Exercises of chapter 02's training recipe: the decoder-gradient projection that keeps unit-norm decoder rows on
 the sphere, and the AuxK loss that gives dead latents a gradient (Gao et al. 2024, as the paper's recipe uses
-them; Mudide et al. 2024, Appendix). In both, the gradient is the point, so the cases check it."""
+them). In both, the gradient is the point, so the cases check it."""
 
 from __future__ import annotations
 
