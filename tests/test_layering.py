@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "switch_sae_mini"
 NAME = "switch_sae_mini"
 
 TIERS = [
-    {"errors"},
+    {"errors", "native"},         # native: C kernels with torch fallbacks, importing nothing of the package
     {"config"},
     {"flops"},
     {"device", "paper"},

@@ -30,6 +30,7 @@ def test_the_wheel_holds_the_package_and_nothing_of_the_instructor(tmp_path):
     [wheel] = tmp_path.glob("switch_sae_mini-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "switch_sae_mini/classroom/grading/launch.py" in names  # the grader works from the wheel
+    assert "switch_sae_mini/native/topk.c" in names  # the C kernel is compiled from its source at first use
     assert not [n for n in names if "hidden" in n or "instructor" in n or n.endswith((".ipynb", ".py.ipynb"))]
     assert not [n for n in names if n.startswith(("notebooks/", "tests/", "docs/"))]
     # (the package implements every exercise, as docs/teaching.md says; the notebooks' solutions, the instructor

@@ -7,8 +7,9 @@ paper's reference code pays in full (docs/design-notes.md §5). Here:
 
 - encoder backward: W_enc.grad = (S^T x_c)^T with S the sparse [batch, d_sae] gradient (batch*k nonzeros), one
   sparse-dense product (CSR); b_enc.grad is a weighted bincount; b_dec's share is -W_enc @ b_enc.grad.
-- forward: one fused addmm, TopK straight on the pre-activations (ReLU after TopK gives the same values: ReLU is
-  monotone), AuxK's dead-latent TopK reuses the same buffer in place.
+- forward: one matmul into a reused buffer, TopK straight on the pre-activations (ReLU after TopK gives the same
+  values: ReLU is monotone) with the C top-k of native/topk.c on CPU, which also adds b_enc; AuxK's dead-latent
+  TopK reuses the same buffer in place.
 - decoder: embedding_bag forward (docs/design-notes.md §9); backward W_dec.grad = S(values)^T grad_out, the same CSR
   product, and the values' gradient from embedding_bag's fused per-sample-weights backward.
 
@@ -27,6 +28,8 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..native.topk import accepts as native_topk_accepts
+from ..native.topk import topk as _rows_topk
 from .routing import expert_weights, group_by_expert
 
 
@@ -96,16 +99,20 @@ class _TopKEncode(torch.autograd.Function):
     def forward(ctx, x, b_dec, W_enc, b_enc, k, dead_mask, k_aux):
         x_c = x - b_dec
         pre = _pre_activation_buffer(x_c.shape[0], W_enc.shape[1], x_c)
-        if b_enc is not None:
+        bias = None
+        if b_enc is not None and pre is not None and native_topk_accepts(pre, k):
+            bias = b_enc  # the C top-k adds it on the fly: no pass over [batch, d_sae] for addmm's bias
+            pre = torch.mm(x_c, W_enc, out=pre)
+        elif b_enc is not None:
             pre = torch.addmm(b_enc, x_c, W_enc, out=pre) if pre is not None else torch.addmm(b_enc, x_c, W_enc)
         else:
             pre = torch.mm(x_c, W_enc, out=pre) if pre is not None else x_c @ W_enc
-        values, indices = pre.topk(k, dim=-1, sorted=False)
+        values, indices = _rows_topk(pre, k, bias)
         values.clamp_(min=0)
         n_dead = 0 if dead_mask is None else int(dead_mask.sum())
         if n_dead:
             pre.masked_fill_(~dead_mask, -torch.inf)  # in place: pre is not needed any more
-            aux_values, aux_indices = pre.topk(min(k_aux, n_dead), dim=-1, sorted=False)
+            aux_values, aux_indices = _rows_topk(pre, min(k_aux, n_dead), bias)
             aux_values.clamp_(min=0)
         else:
             aux_values, aux_indices = values.new_zeros(x.shape[0], 0), indices.new_zeros(x.shape[0], 0)
@@ -143,7 +150,7 @@ class _RoutedTopKEncode(torch.autograd.Function):
                 continue
             rows = order[start:start + count]
             pre = torch.mm(x_c[rows], W_e, out=buf[:count]) if buf is not None else x_c[rows] @ W_e
-            v, i = pre.topk(k, dim=-1, sorted=False)
+            v, i = _rows_topk(pre, k)
             values[rows] = v.clamp_(min=0)
             indices[rows] = i + e * d_expert  # local -> global latent index
             start += count
