@@ -125,7 +125,9 @@ def kernel_env(runtime: Path, threads: int, extra: dict[str, str] | None = None)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": os.environ.get("LANG", "C.UTF-8"),
            "HOME": str(runtime), "TMPDIR": str(runtime), "MPLCONFIGDIR": str(runtime / "mpl"),
            "IPYTHONDIR": str(runtime / "ipython"), "JUPYTER_RUNTIME_DIR": str(runtime / "jupyter"),
-           "SSM_FAST": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": str(threads), "PYTHONDONTWRITEBYTECODE": "1"}
+           "SSM_FAST": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": str(threads), "PYTHONDONTWRITEBYTECODE": "1",
+           # the kernel compiles and loads no C code: torch's top-k gives the same results (native/build.py)
+           "SWITCH_SAE_MINI_NATIVE": "0", "SWITCH_SAE_MINI_MALLOC": "system"}
     return env | (extra or {})
 
 
