@@ -6,12 +6,13 @@ are nonzero. Plain autograd still scatters them into a dense [batch, d_sae] tens
 paper's reference code pays in full (docs/design-notes.md §5). Here:
 
 - encoder backward: W_enc.grad = (S^T x_c)^T with S the sparse [batch, d_sae] gradient (batch*k nonzeros), one
-  sparse-dense product (CSR); b_enc.grad is a weighted bincount; b_dec's share is -W_enc @ b_enc.grad.
+  sparse-dense product (an embedding_bag over the pairs sorted by latent); b_enc.grad is a weighted bincount;
+  b_dec's share is -W_enc @ b_enc.grad.
 - forward: one matmul into a reused buffer, TopK straight on the pre-activations (ReLU after TopK gives the same
   values: ReLU is monotone) with the C top-k of native/topk.c on CPU, which also adds b_enc; AuxK's dead-latent
   TopK reuses the same buffer in place.
-- decoder: embedding_bag forward (docs/design-notes.md §9); backward W_dec.grad = S(values)^T grad_out, the same CSR
-  product, and the values' gradient from embedding_bag's fused per-sample-weights backward.
+- decoder: embedding_bag forward (docs/design-notes.md §9); backward W_dec.grad = S(values)^T grad_out, the same
+  sparse product, and the values' gradient from embedding_bag's fused per-sample-weights backward.
 
 Every function here has a plain-autograd twin in base.py / topk.py / switch.py (SAEConfig(fused=False));
 tests/test_kernels.py pins values and all gradients of the two together.
@@ -20,7 +21,6 @@ tests/test_kernels.py pins values and all gradients of the two together.
 from __future__ import annotations
 
 import threading
-import warnings
 from typing import NamedTuple
 
 import torch
@@ -33,31 +33,29 @@ from ..native.topk import topk as _rows_topk
 from .routing import expert_weights, group_by_expert
 
 
-def _csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
-    with warnings.catch_warnings():  # "CSR support is in beta": the products used here are MKL's, long stable
-        warnings.simplefilter("ignore", UserWarning)
-        # built sorted and in range by construction, so the invariant check is skipped
-        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
-
-
 def _sparse_ok(t: Tensor) -> bool:
-    return t.device.type in ("cpu", "cuda")  # CSR products exist on CPU and CUDA only
+    return t.device.type in ("cpu", "cuda")  # embedding_bag with per-sample weights: CPU and CUDA
 
 
 def sparse_transpose_matmul(indices: Int[Tensor, "batch k"], weights: Float[Tensor, "batch k"],
                             rows: Float[Tensor, "batch d"], n_out: int) -> Float[Tensor, "n_out d"]:
     """S^T @ rows, where S [batch, n_out] is sparse with S[b, indices[b, i]] = weights[b, i] (indices distinct
     per row). out[j] = sum over (b, i) with indices[b, i] == j of weights[b, i] * rows[b]; contiguous [n_out, d],
-    the layout of W_dec. Built as a CSR matrix sorted by latent, so each (token, latent) pair is read once."""
+    the layout of W_dec.
+
+    The (token, latent) pairs are sorted by latent, and one embedding_bag sums each latent's token rows ("bags" are
+    latents, their members tokens): every output row is written once, with no zero-fill. On CPU that is 1.5-1.9x
+    faster than the CSR product this replaced (which zero-filled, then copied its result; measured with
+    python -m switch_sae_mini bench), and embedding_bag has a CUDA kernel too."""
     batch, k = indices.shape
     flat_idx, flat_w = indices.reshape(-1), weights.reshape(-1).to(rows.dtype)
     order = flat_idx.argsort()
     token = torch.div(order, k, rounding_mode="floor")
     if not _sparse_ok(rows):  # same sum, one gathered row per pair
         return rows.new_zeros(n_out, rows.shape[1]).index_add_(0, flat_idx[order], rows[token] * flat_w[order, None])
-    crow = torch.zeros(n_out + 1, dtype=torch.int64, device=rows.device)
-    torch.cumsum(torch.bincount(flat_idx, minlength=n_out), 0, out=crow[1:])
-    return _csr(crow, token, flat_w[order], (n_out, batch)) @ rows
+    offsets = torch.zeros(n_out, dtype=torch.int64, device=rows.device)
+    torch.cumsum(torch.bincount(flat_idx, minlength=n_out)[:-1], 0, out=offsets[1:])
+    return F.embedding_bag(token, rows, offsets, per_sample_weights=flat_w[order], mode="sum")
 
 
 _workspace = threading.local()
