@@ -5,9 +5,11 @@
     python -m switch_sae_mini bench --shape bundled    # d_in 128, d_sae 4096 only
     python -m switch_sae_mini bench --peers .venv-peers/bin/python   # + SAELens / sparsify in the same run
     python -m switch_sae_mini bench --distributed 2    # torchrun, 2 CPU ranks: expert- and data-parallel Switch
+    python -m switch_sae_mini bench --device cuda --json out/bench.json   # on a GPU; JSON next to the tables
 
 One step is exactly what `train()` runs (`train.training_step`: decoder renorm, forward, backward, clip, decoder-grad
-projection, Adam, dead-latent counters), fp32, on synthetic activations with a fixed seed. Each variant: `--warmup`
+projection, Adam, dead-latent counters), on synthetic activations with a fixed seed: fp32 on CPU, the package's
+autocast on CUDA (bf16 where supported; `--device cuda`), with timers that synchronise the device. Each variant: `--warmup`
 steps, then the median of `--steps` timed steps. Every ratio in the printed table comes from this one run.
 """
 
@@ -27,12 +29,12 @@ import torch
 
 from ..config import SAEConfig, TrainConfig
 from ..data.toy import synthetic_batches
-from ..device import cpu_name
-from ..flops import flop_matched, param_counts, reference_forward_flops, training_flops, width_matched
+from ..device import autocast_context, autocast_dtype, cpu_name, synchronize
+from ..flops import flop_matched, reference_forward_flops, training_flops, width_matched
 from ..saes import make_sae
 from ..training.step import make_optimizer, training_step
+from .report import SHAPES, print_table, table_json, write_json
 
-SHAPES = {"gpt2": dict(d_in=768, d_sae=24576, k=32), "bundled": dict(d_in=128, d_sae=4096, k=32)}
 # Runs in the peers' own interpreter, so it lives outside the package (a source checkout has it).
 PEER_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
 
@@ -46,6 +48,7 @@ class Result:
     ms_per_step: float
     phases_ms: dict[str, float]
     flops_per_step: float
+    peak_mib: float = 0.0
 
     @property
     def acts_per_s(self) -> float:
@@ -68,46 +71,82 @@ def variants(shape: str, quick: bool) -> dict[str, SAEConfig]:
     return out
 
 
-def time_training(cfg: SAEConfig, data: list[torch.Tensor], warmup: int, steps: int) -> tuple[float, dict]:
-    """Median ms per training step and the median ms of each phase (forward / backward / optimizer)."""
+def _peak_mib(device: torch.device) -> float:
+    """CUDA: the allocator's peak since the last reset (per variant). CPU: the process's peak RSS so far."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10  # KiB on Linux
+
+
+def time_training(cfg: SAEConfig, data: list[torch.Tensor], warmup: int, steps: int,
+                  device: torch.device = torch.device("cpu")) -> tuple[float, dict, float]:
+    """Median ms per training step, the median ms of each phase (forward / backward / optimizer) and the peak
+    memory in MiB. On CUDA the step runs under the package's autocast (bf16 where supported) and every timer
+    synchronises the device first."""
     torch.manual_seed(0)
-    sae = make_sae(cfg)
+    sae = make_sae(cfg).to(device)
     sae.train()
     train_cfg = TrainConfig(n_steps=10 ** 9)  # never reaches the LR decay
     base_lr = train_cfg.learning_rate(cfg.d_sae)
     optimizer = make_optimizer(sae, base_lr)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     totals, phases = [], {"forward": [], "backward": [], "optimizer": []}
     for step in range(warmup + steps):
         x = data[step % len(data)]
         split: dict[str, float] = {}
+        synchronize(device)
         start = time.perf_counter()
-        training_step(sae, x, optimizer, train_cfg, step, base_lr, phases=split)
+        with autocast_context(device):
+            training_step(sae, x, optimizer, train_cfg, step, base_lr, phases=split)
+        synchronize(device)
         elapsed = time.perf_counter() - start
         if step >= warmup:
             totals.append(elapsed * 1000)
             for name in phases:
                 phases[name].append(split[name] * 1000)
+    peak = _peak_mib(device)
     del sae, optimizer
-    return statistics.median(totals), {n: statistics.median(v) for n, v in phases.items()}
+    return statistics.median(totals), {n: statistics.median(v) for n, v in phases.items()}, peak
 
 
-def time_encoder_matmul(shape: str, data: list[torch.Tensor], repeats: int) -> float:
+def time_encoder_matmul(shape: str, data: list[torch.Tensor], repeats: int,
+                        device: torch.device = torch.device("cpu")) -> float:
     """Median ms of the dense encoder's forward matmul alone: (x - b_dec) @ W_enc + b_enc. No TopK SAE training
     step can be faster than this, so it is the lower bound the issue measures TopK against."""
     d_in, d_sae = SHAPES[shape]["d_in"], SHAPES[shape]["d_sae"]
-    W_enc, b_enc, b_dec = torch.randn(d_in, d_sae) / d_in ** 0.5, torch.zeros(d_sae), torch.zeros(d_in)
-    out = torch.empty(data[0].shape[0], d_sae)  # preallocated: the matmul alone, without page faults
+    W_enc = torch.randn(d_in, d_sae, device=device) / d_in ** 0.5
+    b_enc, b_dec = torch.zeros(d_sae, device=device), torch.zeros(d_in, device=device)
+    out = torch.empty(data[0].shape[0], d_sae, device=device)  # preallocated: the matmul alone, no page faults
+    dtype = autocast_dtype(device)
+    if dtype != torch.float32:  # what autocast runs the encoder in
+        W_enc, b_enc, b_dec, out = W_enc.to(dtype), b_enc.to(dtype), b_dec.to(dtype), out.to(dtype)
     times = []
     for i in range(repeats + 2):
-        x = data[i % len(data)]
+        x = data[i % len(data)].to(dtype)
+        synchronize(device)
         start = time.perf_counter()
         torch.addmm(b_enc, x - b_dec, W_enc, out=out)
+        synchronize(device)
         if i >= 2:
             times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
 
-def run_peers(python: str, shape: str, data: list[torch.Tensor], warmup: int, steps: int) -> list[dict]:
+def resolve_device(name: str) -> torch.device:
+    """--device: cpu, cuda or auto (cuda when torch sees a GPU, else cpu)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {name}: torch sees no CUDA GPU here (torch {torch.__version__}); use "
+                         f"--device cpu, or --device auto to take a GPU only when there is one")
+    return torch.device(name)
+
+
+def run_peers(python: str, shape: str, data: list[torch.Tensor], warmup: int, steps: int,
+              device: torch.device = torch.device("cpu")) -> list[dict]:
     """SAELens / sparsify TopK steps on the same batches, in their own interpreter (SAELens pins
     transformer-lens < 4; this package needs 4). Returns one dict per peer (name, ms_per_step or error)."""
     from safetensors.torch import save_file
@@ -117,10 +156,10 @@ def run_peers(python: str, shape: str, data: list[torch.Tensor], warmup: int, st
                          "in the peers' own interpreter, so it is not installed with the package).")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "batches.safetensors"
-        save_file({f"batch_{i}": x.contiguous() for i, x in enumerate(data)}, str(path))
+        save_file({f"batch_{i}": x.cpu().contiguous() for i, x in enumerate(data)}, str(path))
         cmd = [python, str(PEER_SCRIPT), "--d-in", str(SHAPES[shape]["d_in"]), "--d-sae",
                str(SHAPES[shape]["d_sae"]), "--k", str(SHAPES[shape]["k"]), "--batch", str(data[0].shape[0]),
-               "--warmup", str(warmup), "--steps", str(steps), "--data", str(path)]
+               "--warmup", str(warmup), "--steps", str(steps), "--data", str(path), "--device", device.type]
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if proc.returncode != 0:
         print(f"  peers failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -145,47 +184,6 @@ def run_distributed(n_procs: int, steps: int, warmup: int) -> None:
         subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
 
 
-def explain(result: Result, topk: Result, limit: float) -> str:
-    """Which fixed cost keeps a Switch SAE below its FLOP-ratio limit."""
-    speedup = topk.ms_per_step / result.ms_per_step
-    if speedup >= 0.9 * limit or result.cfg is None or result.cfg.arch != "switch":
-        return ""
-    params = param_counts(result.cfg)["total"] / 1e6
-    opt, bwd = result.phases_ms["optimizer"], result.phases_ms["backward"]
-    biggest = max(("optimizer", opt), ("backward", bwd), ("forward", result.phases_ms["forward"]), key=lambda t: t[1])
-    why = {"optimizer": f"Adam + clip + decoder renorm over all {params:.1f}M parameters, which does not shrink with E",
-           "backward": "the decoder and encoder weight gradients (written densely into .grad every step) and "
-                       "Python overhead per expert",
-           "forward": "routing overhead (sort by expert, one small matmul + TopK per expert) and the decoder"}
-    return f"{biggest[0]} {biggest[1]:.0f} ms of {result.ms_per_step:.0f}: {why[biggest[0]]}"
-
-
-def print_table(shape: str, batch: int, results: list[Result], lower_bound_ms: float, peers: list[dict]) -> None:
-    topk = next(r for r in results if r.name == "TopK (ours)")
-    topk_flops = topk.flops_per_step
-    cfg = SHAPES[shape]
-    print(f"\n### {shape}: d_in {cfg['d_in']}, d_sae {cfg['d_sae']}, k {cfg['k']}, batch {batch}")
-    print("| variant | GFLOP/step | ms/step (fwd / bwd / opt) | act/s | GFLOP/s | speed-up vs TopK (ours) "
-          "| FLOP-ratio limit | held back by |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in results:
-        limit = topk_flops / r.flops_per_step
-        p = r.phases_ms
-        print(f"| {r.name} | {r.flops_per_step / 1e9:.1f} | {r.ms_per_step:.0f} ({p['forward']:.0f} / "
-              f"{p['backward']:.0f} / {p['optimizer']:.0f}) | {r.acts_per_s:,.0f} | "
-              f"{r.flops_per_step / r.ms_per_step / 1e6:.0f} | {topk.ms_per_step / r.ms_per_step:.2f}x "
-              f"| {limit:.2f}x | {explain(r, topk, limit)} |")
-    for peer in peers:
-        print(f"| peer: {peer['name']} | {topk_flops / 1e9:.1f} | {peer['ms_per_step']:.0f} | "
-              f"{batch / peer['ms_per_step'] * 1000:,.0f} | {topk_flops / peer['ms_per_step'] / 1e6:.0f} | "
-              f"{topk.ms_per_step / peer['ms_per_step']:.2f}x | 1.00x | |")
-    print(f"| encoder forward matmul alone (lower bound for TopK) | {2 * cfg['d_in'] * cfg['d_sae'] * batch / 1e9:.1f}"
-          f" | {lower_bound_ms:.0f} | {batch / lower_bound_ms * 1000:,.0f} | | | | |")
-    print(f"\nTopK (ours) reaches {lower_bound_ms / topk.ms_per_step:.2f} of the encoder-matmul lower bound.")
-    for peer in peers:
-        print(f"TopK (ours) is {peer['ms_per_step'] / topk.ms_per_step:.2f}x {peer['name']}.")
-
-
 def run(args) -> None:
     """`python -m switch_sae_mini bench` (flags: cli/bench.py)."""
     if args.steps < 1 or args.warmup < 0:
@@ -195,31 +193,39 @@ def run(args) -> None:
             raise SystemExit("error: --distributed needs a number of processes >= 1")
         run_distributed(args.distributed, args.steps, args.warmup)
         return
+    device = resolve_device(args.device)
     threads = torch.get_num_threads()
-    print(f"switch_sae_mini bench: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{threads} threads, fp32, median of {args.steps} steps after {args.warmup} warm-up")
+    where = (f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), host {cpu_name()}"
+             if device.type == "cuda" else f"{cpu_name()}, {os.cpu_count()} cores, {threads} threads")
+    precision = "bf16 autocast" if autocast_dtype(device) == torch.bfloat16 else "fp32"
+    print(f"switch_sae_mini bench: {where}, torch {torch.__version__}, {precision}, median of {args.steps} "
+          f"steps after {args.warmup} warm-up")
     print(f"command: python -m switch_sae_mini bench {' '.join(sys.argv[2:])}")
     shapes = list(SHAPES) if args.shape == "all" else [args.shape]
+    tables: list[dict] = []
     if args.peers is None:
         print("peers: skipped (pass --peers .venv-peers/bin/python after `make bench-peers`; SAELens pins "
               "transformer-lens < 4, so peers live in their own virtualenv)")
     for shape in shapes:
         batches = args.batch or ([4096] if args.quick or shape == "bundled" else [4096, 16384])
         for batch in batches:
-            data = synthetic_batches(SHAPES[shape]["d_in"], batch)
-            lower_bound = time_encoder_matmul(shape, data, max(5, args.steps))
+            data = [x.to(device) for x in synthetic_batches(SHAPES[shape]["d_in"], batch)]
+            lower_bound = time_encoder_matmul(shape, data, max(5, args.steps), device)
             results = []
             # at the large batch only the variants the targets compare (the rest would take ~30 more minutes)
             for name, cfg in variants(shape, args.quick or batch > 4096).items():
                 required = name == "TopK (ours)"
                 if args.only and not required and not any(s in name for s in args.only):
                     continue
-                ms, phases = time_training(cfg, data, args.warmup, args.steps)
+                ms, phases, peak = time_training(cfg, data, args.warmup, args.steps, device)
                 # the masked reference executes the dense encoder: count what it runs (docs/design-notes.md §5)
                 flops = (training_flops(cfg)["total"] if cfg.routed or cfg.arch != "switch"
                          else 3 * reference_forward_flops(cfg)["total"]) * batch
-                results.append(Result(shape, batch, name, cfg, ms, phases, flops))
+                results.append(Result(shape, batch, name, cfg, ms, phases, flops, peak))
                 print(f"  {shape} b={batch} {name}: {ms:.0f} ms/step", file=sys.stderr, flush=True)
-            peers = run_peers(args.peers, shape, data, args.warmup, args.steps) if args.peers and batch <= 4096 \
-                else []
-            print_table(shape, batch, results, lower_bound, peers)
+            peers = run_peers(args.peers, shape, data, args.warmup, args.steps, device) \
+                if args.peers and batch <= 4096 else []
+            print_table(shape, batch, results, lower_bound, peers, device)
+            tables.append(table_json(shape, batch, results, lower_bound, peers))
+    if args.json:
+        write_json(args.json, where, precision, device, tables)

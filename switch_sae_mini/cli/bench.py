@@ -35,7 +35,7 @@ def _bench_memory(args) -> int:
 
 def register(sub) -> None:
     b = sub.add_parser("bench", help="training-step throughput of TopK and Switch SAEs on this machine",
-                       description="One step is exactly what train() runs, fp32, on synthetic activations; "
+                       description="One step is exactly what train() runs, on synthetic activations; "
                                    "every ratio in the printed table comes from this one run.")
     b.add_argument("--shape", choices=["all", "gpt2", "bundled"], default="all",
                    help="gpt2: d_in 768, d_sae 24576, k 32; bundled: d_in 128, d_sae 4096, k 32 "
@@ -48,6 +48,9 @@ def register(sub) -> None:
     b.add_argument("--only", nargs="+", help="run only variants whose name contains one of these strings")
     b.add_argument("--peers", metavar="PYTHON", help="interpreter with sae-lens and eai-sparsify installed "
                                                       "(make bench-peers builds .venv-peers)")
+    b.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda when there is a GPU); on CUDA the "
+                                                    "step runs under bf16 autocast (default: %(default)s)")
+    b.add_argument("--json", metavar="PATH", help="also write every table as one JSON document here")
     b.add_argument("--distributed", type=int, metavar="N",
                    help="instead: torchrun N CPU ranks (expert and data parallel), per-rank throughput")
     b.set_defaults(run=_bench)
