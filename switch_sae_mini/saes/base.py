@@ -75,6 +75,7 @@ def sparse_decode(values: Float[Tensor, "batch k"], indices: Int[Tensor, "batch 
     embedding_bag is a fused gather-and-sum: 12-20x faster than indexing on CPU (docs/design-notes.md §9).
     """
     flat_vals, flat_idx = values.reshape(-1, values.shape[-1]), indices.reshape(-1, indices.shape[-1])
+    flat_vals = flat_vals.to(W_dec.dtype)  # under autocast the values may be bf16; embedding_bag needs one dtype
     out = F.embedding_bag(flat_idx, W_dec, per_sample_weights=flat_vals, mode="sum")
     return out.reshape(*values.shape[:-1], W_dec.shape[-1])
 

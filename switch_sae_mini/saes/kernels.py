@@ -149,7 +149,7 @@ class _RoutedTopKEncode(torch.autograd.Function):
             rows = order[start:start + count]
             pre = torch.mm(x_c[rows], W_e, out=buf[:count]) if buf is not None else x_c[rows] @ W_e
             v, i = _rows_topk(pre, k)
-            values[rows] = v.clamp_(min=0)
+            values[rows] = v.clamp_(min=0).to(values.dtype)  # autocast gives bf16 pre-activations on CUDA
             indices[rows] = i + e * d_expert  # local -> global latent index
             start += count
         ctx.save_for_backward(x_c, W_enc, values, indices)
@@ -167,6 +167,7 @@ class _RoutedTopKEncode(torch.autograd.Function):
 def _encoder_grads(ctx, x_c: Tensor, W_enc: Tensor, idx: Tensor, g: Tensor, has_b_enc: bool = True):
     """Gradients of sum(g * pre[b, idx]) w.r.t. (x, b_dec, W_enc, b_enc) for pre = (x - b_dec) @ W_enc + b_enc."""
     need_x, need_b_dec, need_W = ctx.needs_input_grad[:3]
+    g = g.to(x_c.dtype)  # under autocast the values (hence g) may be bf16; the gradients are the weights' dtype
     need_b_enc = has_b_enc and ctx.needs_input_grad[3]
     d_sae = W_enc.shape[1]
     grad_x = grad_b_dec = grad_W = grad_b_enc = None
@@ -202,12 +203,14 @@ def routed_topk_encode(x: Float[Tensor, "batch d_in"], b_dec: Tensor, W_enc: Flo
 class _SparseDecode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, values, indices, W_dec):
+        values = values.to(W_dec.dtype)  # autocast may hand over bf16 values; embedding_bag needs one dtype
         ctx.save_for_backward(values, indices, W_dec)
         return F.embedding_bag(indices, W_dec, per_sample_weights=values, mode="sum")
 
     @staticmethod
     def backward(ctx, grad_out):
         values, indices, W_dec = ctx.saved_tensors
+        grad_out = grad_out.to(W_dec.dtype)
         grad_values = grad_W_dec = None
         if ctx.needs_input_grad[0]:
             # embedding_bag's fused per-sample-weights backward: the dot of grad_out[b] with each used row,
