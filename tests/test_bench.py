@@ -46,3 +46,28 @@ def test_bench_cuda_without_gpu_says_what_to_do(capsys):
 def test_bench_rejects_bad_step_counts():
     with pytest.raises(SystemExit, match="--steps must be >= 1"):
         main(["bench", "--steps", "0"])
+
+
+def test_bench_summary_takes_the_median_of_runs(tmp_path):
+    """scripts/bench_summary.py (README "Speed"): each ratio per run, then the median over runs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run_doc(bound_fraction, e8_speedup):
+        variants = [{"name": "TopK (ours)", "ms_per_step": 60.0, "speedup_vs_topk": 1.0},
+                    {"name": "Switch width-matched E=8", "ms_per_step": 30.0, "speedup_vs_topk": e8_speedup}]
+        return {"machine": "test CPU", "precision": "fp32", "torch": "x", "tables": [
+            {"shape": "bundled", "batch": 4096, "topk_fraction_of_bound": bound_fraction, "variants": variants,
+             "peers": [{"name": "sparsify 1.3.3 SparseCoder TopK", "topk_speedup_over_peer": 2.0}]}]}
+
+    paths = []
+    for i, (fraction, speedup) in enumerate([(0.5, 2.0), (0.4, 3.0), (0.7, 1.0)]):
+        paths.append(tmp_path / f"b{i}.json")
+        paths[-1].write_text(json.dumps(run_doc(fraction, speedup)))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_summary.py"
+    out = subprocess.run([sys.executable, str(script), *map(str, paths)], capture_output=True, text=True,
+                         check=True).stdout
+    assert "| bundled: TopK (ours) / encoder-matmul bound | 0.50 | 0.40 | 0.70 | 0.50 |" in out
+    assert "| bundled: best Switch speed-up over TopK (ours) | 2.00 (E=8) | 3.00 (E=8) | 1.00 (E=8) | 2.00 |" in out
+    assert "| bundled: TopK (ours) speed-up over sparsify | 2.00 | 2.00 | 2.00 | 2.00 |" in out

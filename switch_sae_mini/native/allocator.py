@@ -4,7 +4,7 @@ glibc serves every allocation above 32 MB with its own mmap and gives it back to
 step allocates its weight gradients afresh (optimizer.zero_grad(set_to_none=True)), plus the decoder-gradient
 projection's temporaries: at GPT-2 size about 150 MB per step that the kernel must fault in and zero again, every
 step. For a Switch SAE with 32 experts that was a third of the step (python -m switch_sae_mini bench:
-docs/design-notes.md "Per-step fixed costs"). `keep_freed_memory()` tells glibc to serve large blocks from its
+docs/design-notes.md §10). `keep_freed_memory()` tells glibc to serve large blocks from its
 heap and not to trim it, so the next step reuses the same pages. The process's resident memory then stays at its
 peak instead of shrinking between steps; the values computed are the same.
 
