@@ -29,7 +29,7 @@ import torch
 
 from ..config import SAEConfig, TrainConfig
 from ..data.toy import synthetic_batches
-from ..device import autocast_context, autocast_dtype, cpu_name, synchronize
+from ..device import autocast_context, autocast_dtype, cpu_name, peak_memory_bytes, synchronize
 from ..flops import flop_matched, reference_forward_flops, training_flops, width_matched
 from ..saes import make_sae
 from ..training.step import make_optimizer, training_step
@@ -71,15 +71,6 @@ def variants(shape: str, quick: bool) -> dict[str, SAEConfig]:
     return out
 
 
-def _peak_mib(device: torch.device) -> float:
-    """CUDA: the allocator's peak since the last reset (per variant). CPU: the process's peak RSS so far."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 10  # KiB on Linux
-
-
 def time_training(cfg: SAEConfig, data: list[torch.Tensor], warmup: int, steps: int,
                   device: torch.device = torch.device("cpu")) -> tuple[float, dict, float]:
     """Median ms per training step, the median ms of each phase (forward / backward / optimizer) and the peak
@@ -107,7 +98,7 @@ def time_training(cfg: SAEConfig, data: list[torch.Tensor], warmup: int, steps: 
             totals.append(elapsed * 1000)
             for name in phases:
                 phases[name].append(split[name] * 1000)
-    peak = _peak_mib(device)
+    peak = peak_memory_bytes(device) / 2 ** 20  # CUDA: since the reset above; CPU: the process's peak RSS
     del sae, optimizer
     return statistics.median(totals), {n: statistics.median(v) for n, v in phases.items()}, peak
 
