@@ -31,10 +31,12 @@ test: unit notebooks
 unit: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests -q -rs
 
-# FAST only shrinks sizes (tokens, widths, steps); every cell still runs.
+# FAST only shrinks sizes (tokens, widths, steps); every cell still runs. The course cache (activations and SAEs
+# shared between chapters, data/shared_cache.py) lives in the checkout's .cache/course, so a fresh clone starts cold.
+COURSE_CACHE ?= $(CURDIR)/.cache/course
 notebooks: $(STAMP)
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
-		SSM_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env \
+		SWITCH_SAE_MINI_CACHE="$(COURSE_CACHE)" SSM_FAST=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env \
 			--nbval-cell-timeout=600 -p no:cacheprovider notebooks/; \
 	else echo "no notebooks yet"; fi
 

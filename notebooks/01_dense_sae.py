@@ -68,7 +68,10 @@ L1_COEFFS = [2, 8, 32] if FAST else [1, 2, 4, 8, 16, 32]
 #
 # We run the language model over the bundled corpus (Shakespeare, the Python docs, the King James Bible) and keep
 # the residual stream at the default hook, dropping the BOS position (chapter 00 explains why). The same tensor
-# feeds every SAE in this notebook, so differences between SAEs come from the SAEs, not the data.
+# feeds every SAE in this notebook, so differences between SAEs come from the SAEs, not the data. `harvest` keeps
+# the activations in the course's cache on disk (`~/.cache/switch_sae_mini`, or the folder named by
+# `SWITCH_SAE_MINI_CACHE`; `off` disables it): later chapters that ask for the same tokens read them back instead of
+# running the model again, and get exactly the same rows.
 
 # %% tags=["skip-in-grading"]
 model = ssm.load_model(MODEL, device=device)
@@ -151,6 +154,11 @@ torch.testing.assert_close(by_hand, sae(x).loss)
 # `ssm.train` runs Adam with the paper's recipe: constant learning rate, linear decay over the last 20 % of steps,
 # gradient clipping at 1.0, and an L1 warm-up over the first 5 % of steps for ReLU SAEs. It accepts any iterable
 # of `[batch, d_in]` tensors; `shuffled_batches` cycles through our activations in a seeded random order.
+# `ssm.notebook.train_once(cfg, train_acts, BATCH, train_cfg)` is exactly
+# `ssm.train(cfg, shuffled_batches(train_acts, BATCH), train_cfg)`, and it keeps the trained SAE in the course's
+# cache on disk: re-running the cell, or a later chapter asking for the very same SAE (chapter 02 compares TopK with
+# this chapter's ReLU sweep), loads it instead of training again. Any change (config, steps, data, the package's
+# training code) is a new SAE and trains.
 #
 # We track **FVU**, the fraction of variance unexplained ($\sum\lVert x-\hat x\rVert^2 / \sum \lVert x - \bar x
 # \rVert^2$: 0 is perfect, 1 is no better than predicting the mean), and **L0**, the average number of nonzero
@@ -158,7 +166,7 @@ torch.testing.assert_close(by_hand, sae(x).loss)
 
 # %%
 train_cfg = ssm.TrainConfig(n_steps=STEPS, lr=LR, log_every=max(1, STEPS // 30))
-result = ssm.train(cfg, ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg)
+result = ssm.notebook.train_once(cfg, train_acts, BATCH, train_cfg, progress=True)
 ssm.metrics.evaluate_sae(result.sae, held_out.split(2048))
 
 # %%
@@ -177,8 +185,7 @@ ssm.plotting.plot_history({f"λ={cfg.l1_coeff}": result.history}, keys=("fvu", "
 # %%
 sweep = {}
 for l1_coeff in L1_COEFFS:
-    run = ssm.train(cfg.replace(l1_coeff=l1_coeff), ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg,
-                    progress=False)
+    run = ssm.notebook.train_once(cfg.replace(l1_coeff=l1_coeff), train_acts, BATCH, train_cfg)
     sweep[l1_coeff] = (run.sae, ssm.metrics.evaluate_sae(run.sae, held_out.split(2048)))
     print(f"λ={l1_coeff:<5} L0={sweep[l1_coeff][1]['l0']:7.1f}  FVU={sweep[l1_coeff][1]['fvu']:.4f}")
 

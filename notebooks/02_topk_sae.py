@@ -64,7 +64,7 @@ L1_COEFFS = [4, 32] if FAST else [1, 2, 4, 8, 16, 32]
 DEAD_AFTER = 20_000 if FAST else 200_000  # tokens without firing before a latent counts as dead
 
 # %% [markdown]
-# ## 2 · Activations (as in chapter 01)
+# ## 2 · Activations (as in chapter 01; read from the course cache when it holds them)
 
 # %% tags=["skip-in-grading"]
 model = ssm.load_model(MODEL, device=device)
@@ -315,14 +315,14 @@ ssm.plotting.plot_history({n: r.history for n, r in runs.items()}, keys=("fvu", 
 # %%
 points = {"TopK": [], "ReLU": []}
 for k in KS:
-    run = ssm.train(ssm.SAEConfig(arch="topk", d_in=d_in, d_sae=D_SAE, k=k, dead_after_tokens=DEAD_AFTER),
-                    ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg, progress=False)
+    run = ssm.notebook.train_once(ssm.SAEConfig(arch="topk", d_in=d_in, d_sae=D_SAE, k=k,
+                                                dead_after_tokens=DEAD_AFTER), train_acts, BATCH, train_cfg)
     m = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
     points["TopK"].append((m["l0"], m["fvu"]))
     print(f"TopK k={k:<3} L0={m['l0']:6.1f} FVU={m['fvu']:.4f}")
 for l1_coeff in L1_COEFFS:
-    run = ssm.train(ssm.SAEConfig(arch="relu", d_in=d_in, d_sae=D_SAE, l1_coeff=l1_coeff),
-                    ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg, progress=False)
+    run = ssm.notebook.train_once(ssm.SAEConfig(arch="relu", d_in=d_in, d_sae=D_SAE, l1_coeff=l1_coeff),
+                                  train_acts, BATCH, train_cfg)  # the same SAEs as chapter 01's sweep
     m = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
     points["ReLU"].append((m["l0"], m["fvu"]))
     print(f"ReLU λ={l1_coeff:<5} L0={m['l0']:6.1f} FVU={m['fvu']:.4f}")

@@ -67,7 +67,7 @@ ALPHAS = [0.0, 0.03, 3.0] if FAST else [0.0, 0.003, 0.03, 0.3, 3.0, 30.0]
 DEAD_AFTER = 20_000 if FAST else 200_000
 
 # %% [markdown]
-# ## 2 · Activations (as in chapter 01)
+# ## 2 · Activations (as in chapter 01; read from the course cache when it holds them)
 
 # %% tags=["skip-in-grading"]
 model = ssm.load_model(MODEL, device=device)
@@ -233,8 +233,7 @@ switch_cfg = ssm.SAEConfig(arch="switch", d_in=d_in, d_sae=D_SAE, k=K, n_experts
                            dead_after_tokens=DEAD_AFTER)
 alpha_runs = {}
 for alpha in ALPHAS:
-    run = ssm.train(switch_cfg.replace(lb_coeff=alpha), ssm.notebook.shuffled_batches(train_acts, BATCH),
-                    train_cfg, progress=False)
+    run = ssm.notebook.train_once(switch_cfg.replace(lb_coeff=alpha), train_acts, BATCH, train_cfg)
     m = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
     alpha_runs[alpha] = (run, m)
     print(f"α={alpha:<6} expert balance {m['expert_balance']:5.2f} (1 = uniform, {N_EXPERTS} = collapsed)  "
@@ -264,8 +263,7 @@ ssm.plotting.plot_history({f"α={a}": r.history for a, (r, _) in alpha_runs.item
 # %%
 gate_runs = {}
 for gate in ["prob", "heaviside"]:
-    run = ssm.train(switch_cfg.replace(gate=gate), ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg,
-                    progress=False)
+    run = ssm.notebook.train_once(switch_cfg.replace(gate=gate), train_acts, BATCH, train_cfg)  # prob: α=3 above
     gate_runs[gate] = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
     print(f"gate={gate:10s} FVU {gate_runs[gate]['fvu']:.4f}  balance {gate_runs[gate]['expert_balance']:.2f}")
 better = gate_runs["prob"]["fvu"] < gate_runs["heaviside"]["fvu"]

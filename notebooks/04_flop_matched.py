@@ -157,7 +157,7 @@ for k in KS:
 
 results, trained = {}, {}
 for key, cfg in configs.items():
-    run = ssm.train(cfg, ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg, progress=False)
+    run = ssm.notebook.train_once(cfg, train_acts, BATCH, train_cfg)
     trained[key] = run.sae
     m = ssm.metrics.evaluate_sae(run.sae, held_out.split(2048))
     splice = evaluator.evaluate(run.sae)

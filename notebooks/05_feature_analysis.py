@@ -79,8 +79,7 @@ train_cfg = ssm.TrainConfig(n_steps=STEPS, lr=LR, log_every=STEPS)
 saes, codes = {}, {}
 for n_experts in EXPERTS:
     cfg = ssm.SAEConfig(arch="switch", d_in=d_in, d_sae=D_SAE, k=K, n_experts=n_experts)
-    saes[n_experts] = ssm.train(cfg, ssm.notebook.shuffled_batches(train_acts, BATCH), train_cfg,
-                                progress=False).sae
+    saes[n_experts] = ssm.notebook.train_once(cfg, train_acts, BATCH, train_cfg).sae
     codes[n_experts] = analysis.encode_all(saes[n_experts], held_acts)
     print(f"E={n_experts:<3} FVU {ssm.metrics.evaluate_sae(saes[n_experts], held_acts.split(4096))['fvu']:.4f}")
 

@@ -70,12 +70,15 @@ LR = 1e-3
 N_EXPLORE = 20_000 if FAST else 60_000    # held-out tokens, in document order, behind every view (at most)
 CONTEXTS_PER_DOC = 3 if FAST else 8       # 128-token contexts taken per validation document (spreads domains)
 CHECKPOINT_DIR = None                     # e.g. "checkpoints/explorer": load SAEs there (else train, save)
+CHAPTER_05_HELD_OUT = 20_000 if FAST else 100_000  # chapter 05's split: the same SAEs, read from the course cache
 
 # %% [markdown]
 # ## 2 · Two Switch SAEs: trained here, or loaded from a checkpoint
 #
 # Both have the same width and k; only the number of experts differs, so every difference you see in the
-# explorer comes from routing. With `CHECKPOINT_DIR` set, a second run loads them instead of training.
+# explorer comes from routing. With `CHECKPOINT_DIR` set, a second run loads them instead of training. They are
+# chapter 05's E=8 and E=32 SAEs (the same data split, config and steps), so after chapter 05 `train_once` reads
+# them from the course cache.
 
 # %%
 model = ssm.load_model(MODEL, device=device)
@@ -87,10 +90,9 @@ for n_experts in EXPERTS:
         print(f"E={n_experts:<3} loaded from {path}")
         continue
     if train_acts is None:
-        train_acts, _, _ = ssm.notebook.harvest(model, N_TOKENS)
+        train_acts = ssm.notebook.harvest(model, N_TOKENS)[0][CHAPTER_05_HELD_OUT:]
     cfg = ssm.SAEConfig(arch="switch", d_in=train_acts.shape[1], d_sae=D_SAE, k=K, n_experts=n_experts)
-    sae = ssm.train(cfg, ssm.notebook.shuffled_batches(train_acts, BATCH),
-                    ssm.TrainConfig(n_steps=STEPS, lr=LR, log_every=STEPS), progress=False).sae
+    sae = ssm.notebook.train_once(cfg, train_acts, BATCH, ssm.TrainConfig(n_steps=STEPS, lr=LR, log_every=STEPS)).sae
     saes[f"E={n_experts}"] = sae
     if path is not None:
         ssm.save(sae, path)

@@ -1,5 +1,6 @@
 """Shared test fixtures: tiny configs, CPU default, and no network for any test."""
 
+import os
 import socket
 
 import pytest
@@ -37,6 +38,18 @@ def no_network(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def course_cache(tmp_path_factory):
+    """Tests never write the user's course cache (~/.cache/switch_sae_mini): one private folder per session."""
+    previous = os.environ.get("SWITCH_SAE_MINI_CACHE")
+    os.environ["SWITCH_SAE_MINI_CACHE"] = str(tmp_path_factory.mktemp("course-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SWITCH_SAE_MINI_CACHE", None)
+    else:
+        os.environ["SWITCH_SAE_MINI_CACHE"] = previous
 
 
 @pytest.fixture(autouse=True)

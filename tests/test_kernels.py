@@ -35,6 +35,27 @@ def test_sparse_transpose_matmul_sums_repeated_latents():
     assert got.squeeze(1).tolist() == [80.0, 4.0, 0.0, 3.0 + 480.0, 0.0]
 
 
+def test_the_reused_sort_follows_in_place_changes_and_other_tensors():
+    gen = torch.Generator().manual_seed(1)
+    indices = torch.stack([torch.randperm(40, generator=gen)[:4] for _ in range(9)])
+    weights, rows = torch.randn(9, 4, generator=gen), torch.randn(9, 3, generator=gen)
+
+    def check(idx, n_out=40, n=9):
+        got = kernels.sparse_transpose_matmul(idx, weights[:n], rows[:n], n_out)
+        expected = dense_from_sparse(idx, weights[:n], n_out).T @ rows[:n]
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+    check(indices)
+    check(indices)  # the second call reuses the sort: same result
+    indices[0, 0] = min(set(range(40)) - set(indices[0].tolist()))  # changed in place: sorted again
+    check(indices)
+    check(indices.clone())  # another tensor with equal values
+    check(indices, n_out=45)  # another output size
+    check(indices[:5], n=5)  # a view at the same address with another shape
+    kernels.release_workspace()
+    check(indices)
+
+
 def plain_topk_encode(x, b_dec, W_enc, b_enc, k, dead_mask=None, k_aux=0):
     pre = (x - b_dec) @ W_enc + (b_enc if b_enc is not None else 0)
     values, indices = topk_activation(pre, k)
@@ -121,7 +142,9 @@ def test_sparse_decode_matches_embedding_bag_autograd():
     assert W1.grad.is_contiguous()
 
 
-def test_routed_topk_encode_matches_a_per_token_loop_and_handles_empty_experts():
+@pytest.mark.parametrize("padded_limit", [0.0, 100.0], ids=["per-expert loop", "padded batched matmul"])
+def test_routed_topk_encode_matches_a_per_token_loop_and_handles_empty_experts(padded_limit, monkeypatch):
+    monkeypatch.setattr(kernels, "PADDED_LIMIT", padded_limit)  # both forms, whatever the routing's balance
     gen = torch.Generator().manual_seed(4)
     d_in, n_experts, d_expert, k, batch = 6, 4, 10, 3, 15
     x, b_dec = torch.randn(batch, d_in, generator=gen), torch.randn(d_in, generator=gen)

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "switch_sae_mini"
 NAME = "switch_sae_mini"
 
 TIERS = [
-    {"errors", "native"},         # native: C kernels with torch fallbacks, importing nothing of the package
+    {"errors", "paths"},          # paths: the user cache folder (course cache, compiled kernels)
+    {"native"},                   # C kernels with torch fallbacks; only their build folder comes from paths
     {"config"},
     {"flops"},
     {"device", "paper"},

@@ -5,12 +5,14 @@ For data larger than memory use ``ActivationBuffer`` (streaming) or ``harvest_to
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from ..errors import ArgumentError, SwitchSAEError
+from . import shared_cache
 from .activations import ActivationBuffer, TokenMetadata
 
 
@@ -50,17 +52,34 @@ def load_activations(path: str | Path, key: str | None = None) -> Tensor:
 
 
 def harvest(model, n_tokens: int, split: str = "train", seed: int = 0, hook: str | None = None,
-            context_len: int = 128, device: str | torch.device = "cpu", progress: bool = True):
+            context_len: int = 128, device: str | torch.device = "cpu", progress: bool = True,
+            cache: bool = True):
     """Run the model over the text source; return (activations [n_tokens, d_in], TokenMetadata, the buffer used),
     shuffled.
 
     A thin wrapper over ActivationBuffer for notebooks that want all activations in memory at once, e.g. to train
     several SAEs on identical data. The buffer tells where they came from (its hook, source and domains).
+    With ``cache=True`` the rows are kept in the course's shared on-disk cache (data/shared_cache.py): the first
+    call harvests, later calls with the same arguments (in any notebook) read the same rows back. The rows are
+    identical either way; ``SWITCH_SAE_MINI_CACHE=off`` or ``cache=False`` keeps everything in memory.
     """
     n_contexts = max(64, min(4096, n_tokens // (context_len // 2)))
     batch_size = min(4096, n_contexts * context_len // 2)
     buffer = ActivationBuffer(model, hook=hook, split=split, context_len=context_len, n_contexts=n_contexts,
                               batch_size=batch_size, seed=seed, device=device, progress=progress)
+    root = shared_cache.cache_root() if cache else None
+    if root is not None:
+        try:
+            disk = shared_cache.shared_disk_harvest(model, n_tokens, buffer.hook, split, seed, context_len,
+                                                    n_contexts, root, progress=progress)
+        except OSError as exc:  # read-only or full disk: harvest in memory instead
+            warnings.warn(f"the shared activation cache under {root} cannot be used ({exc}); harvesting in memory. "
+                          f"Set {shared_cache.ENV}=off to skip it.", RuntimeWarning, stacklevel=2)
+        else:
+            acts, meta = disk.read_all()
+            if progress:
+                print(f"activations: {len(acts):,} rows from the shared cache {disk.path}")
+            return acts.to(device), TokenMetadata(*(m.to(device) for m in meta)), buffer
     xs, metas = [], []
     for x, meta in buffer.batches(n_tokens=n_tokens, with_metadata=True):
         xs.append(x)

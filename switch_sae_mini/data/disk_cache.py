@@ -188,6 +188,12 @@ class DiskActivations:
             acts[order[sel]], meta[order[sel]] = self._acts[s][rows], self._meta[s][rows]
         return torch.from_numpy(acts), TokenMetadata(*torch.from_numpy(meta).unbind(-1))
 
+    def read_all(self) -> tuple[Float[Tensor, "n d_in"], TokenMetadata]:
+        """Every row in stored order, read into memory (fp32 activations and their metadata)."""
+        acts = np.concatenate(self._acts) if len(self._acts) > 1 else np.array(self._acts[0])
+        meta = np.concatenate(self._meta) if len(self._meta) > 1 else np.array(self._meta[0])
+        return torch.from_numpy(acts), TokenMetadata(*torch.from_numpy(meta).unbind(-1))
+
     def batches(self, batch_size: int, seed: int = 0, n_tokens: int | None = None, shuffle: bool = True,
                 with_metadata: bool = False, device="cpu") -> CacheIterator:
         """An iterator of ``[batch_size, d_in]`` fp32 batches (with ``TokenMetadata`` if asked).

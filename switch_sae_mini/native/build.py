@@ -21,6 +21,8 @@ import threading
 import warnings
 from pathlib import Path
 
+from ..paths import cache_setting
+
 SOURCE_DIR = Path(__file__).resolve().parent
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c99")
 _lock = threading.Lock()
@@ -33,8 +35,7 @@ def enabled() -> bool:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("SWITCH_SAE_MINI_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "switch_sae_mini") / "native"
+    return cache_setting()[0] / "native"  # also when the course cache is off: the kernels are tiny
 
 
 def _cpu_key() -> str:

@@ -11,6 +11,8 @@ paper's reference code pays in full (docs/design-notes.md §5). Here:
 - forward: one matmul into a reused buffer, TopK straight on the pre-activations (ReLU after TopK gives the same
   values: ReLU is monotone) with the C top-k of native/topk.c on CPU, which also adds b_enc; AuxK's dead-latent
   TopK reuses the same buffer in place.
+- Switch experts: the tokens, grouped by expert and zero-padded to the largest group, go through one batched
+  matmul with the experts' encoder blocks and one top-k (the per-expert loop when routing is too unbalanced).
 - decoder: embedding_bag forward (docs/design-notes.md §9); backward W_dec.grad = S(values)^T grad_out, the same
   sparse product, and the values' gradient from embedding_bag's fused per-sample-weights backward.
 
@@ -49,13 +51,32 @@ def sparse_transpose_matmul(indices: Int[Tensor, "batch k"], weights: Float[Tens
     python -m switch_sae_mini bench), and embedding_bag has a CUDA kernel too."""
     batch, k = indices.shape
     flat_idx, flat_w = indices.reshape(-1), weights.reshape(-1).to(rows.dtype)
-    order = flat_idx.argsort()
+    order, offsets = _pairs_by_latent(indices, n_out)
     token = torch.div(order, k, rounding_mode="floor")
     if not _sparse_ok(rows):  # same sum, one gathered row per pair
         return rows.new_zeros(n_out, rows.shape[1]).index_add_(0, flat_idx[order], rows[token] * flat_w[order, None])
-    offsets = torch.zeros(n_out, dtype=torch.int64, device=rows.device)
-    torch.cumsum(torch.bincount(flat_idx, minlength=n_out)[:-1], 0, out=offsets[1:])
     return F.embedding_bag(token, rows, offsets, per_sample_weights=flat_w[order], mode="sum")
+
+
+_last_sort = threading.local()
+
+
+def _pairs_by_latent(indices: Tensor, n_out: int) -> tuple[Tensor, Tensor]:
+    """The (token, latent) pairs' order by latent and each latent's first position: the decoder's and the
+    encoder's weight gradients use the same indices in one backward, so the second call reuses the first's sort.
+    The memo holds the indices tensor itself, so an equal data pointer means the same, still-living storage, and
+    the version counter catches in-place changes."""
+    last = getattr(_last_sort, "entry", None)
+    if (last is not None and last[0].data_ptr() == indices.data_ptr() and last[0].shape == indices.shape
+            and last[0].stride() == indices.stride() and last[0]._version == indices._version
+            and last[1] == indices._version and last[2] == n_out and last[0].device == indices.device):
+        return last[3], last[4]
+    flat_idx = indices.reshape(-1)
+    order = flat_idx.argsort()
+    offsets = torch.zeros(n_out, dtype=torch.int64, device=indices.device)
+    torch.cumsum(torch.bincount(flat_idx, minlength=n_out)[:-1], 0, out=offsets[1:])
+    _last_sort.entry = (indices, indices._version, n_out, order, offsets)
+    return order, offsets
 
 
 _workspace = threading.local()
@@ -77,8 +98,10 @@ def _pre_activation_buffer(rows: int, cols: int, like: Tensor) -> Tensor | None:
 
 
 def release_workspace() -> None:
-    """Free this thread's cached pre-activation buffer (batch x d_sae floats, e.g. 400 MB at GPT-2 size)."""
+    """Free this thread's cached pre-activation buffer (batch x d_sae floats, e.g. 400 MB at GPT-2 size) and the
+    last sort of (token, latent) pairs."""
     _workspace.pre = None
+    _last_sort.entry = None
 
 
 class EncodedTopK(NamedTuple):
@@ -141,6 +164,11 @@ class _RoutedTopKEncode(torch.autograd.Function):
         order = groups.order
         values = x.new_empty(x.shape[0], k)
         indices = torch.empty(x.shape[0], k, dtype=torch.int64, device=x.device)
+        if max(groups.counts) * n_experts <= PADDED_LIMIT * x.shape[0]:
+            _padded_expert_topk(x_c, W_enc, expert_idx, groups, k, values, indices)
+            ctx.save_for_backward(x_c, W_enc, values, indices)
+            ctx.mark_non_differentiable(indices)
+            return values, indices
         buf = _pre_activation_buffer(x.shape[0], d_expert, x)  # every expert's block fits in its first rows
         start = 0
         for e, (count, W_e) in enumerate(zip(groups.counts, expert_weights(W_enc, n_experts))):
@@ -162,6 +190,31 @@ class _RoutedTopKEncode(torch.autograd.Function):
         grad_x, grad_b_dec, grad_W_enc, _ = _encoder_grads(ctx, x_c, W_enc, indices, grad_values * (values > 0),
                                                            has_b_enc=False)
         return grad_x, grad_b_dec, grad_W_enc, None, None, None
+
+
+# The padded form computes E * (largest group) rows instead of batch rows; above this factor the loop is cheaper.
+PADDED_LIMIT = 2.0
+
+
+def _padded_expert_topk(x_c: Tensor, W_enc: Tensor, expert_idx: Tensor, groups, k: int, values: Tensor,
+                        indices: Tensor) -> None:
+    """Every expert at once: tokens grouped into [E, largest group, d_in] (zero rows pad the smaller groups), one
+    batched matmul with the experts' encoder blocks, one top-k over all rows; the pad rows are never read back.
+    Replaces E small matmuls and E top-k calls (at the bundled size with E = 32, per-call overhead dominated)."""
+    n_experts = len(groups.counts)
+    d_in, d_expert = x_c.shape[1], W_enc.shape[1] // n_experts
+    cap = max(groups.counts)
+    counts = torch.tensor(groups.counts, device=x_c.device)
+    sorted_expert = expert_idx[groups.order]
+    slot = torch.arange(x_c.shape[0], device=x_c.device) - (torch.cumsum(counts, 0) - counts)[sorted_expert]
+    row = sorted_expert * cap + slot  # each token's row in the padded layout
+    padded = x_c.new_zeros(n_experts * cap, d_in)
+    padded[row] = x_c[groups.order]
+    blocks = W_enc.unflatten(1, (n_experts, d_expert)).permute(1, 0, 2)  # [E, d_in, d_expert], no copy
+    pre = torch.bmm(padded.view(n_experts, cap, d_in), blocks).view(n_experts * cap, d_expert)
+    v, i = _rows_topk(pre, k)
+    values[groups.order] = v[row].clamp_(min=0).to(values.dtype)
+    indices[groups.order] = i[row] + sorted_expert[:, None] * d_expert  # local -> global latent index
 
 
 def _encoder_grads(ctx, x_c: Tensor, W_enc: Tensor, idx: Tensor, g: Tensor, has_b_enc: bool = True):
