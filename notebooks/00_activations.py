@@ -24,7 +24,8 @@
 #
 # **Prerequisites:** Python and PyTorch basics; what a transformer's residual stream is.
 #
-# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.2 min · default 0.5 min.
+# **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
+# order from an empty course cache): FAST 0.3 min · default 0.7 min.
 # On one GPU with `MODEL = "gpt2"`: ≈ 1 min (estimate).
 
 # %% [markdown]

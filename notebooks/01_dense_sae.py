@@ -23,7 +23,9 @@
 #
 # **Prerequisites:** 00 (the residual stream and the activation buffer); PyTorch basics.
 #
-# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.3 min · default 5.5 min.
+# **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
+# order from an empty course cache): FAST 0.3 min · default 6.2 min.
+# It fills the course cache with the activations and the ReLU sweep that chapter 02 reads back.
 # On one GPU with `MODEL = "gpt2"`: ≈ 2 min (estimate).
 
 # %% [markdown]

@@ -24,7 +24,9 @@
 #
 # **Prerequisites:** 02 (TopK), 03 (Switch SAE, load balancing).
 #
-# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.6 min · default 10.1 min.
+# **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
+# order from an empty course cache): FAST 0.7 min · default 7.9 min.
+# On its own it also harvests the activations that chapter 01 caches (51 s at default sizes).
 # On one GPU with `MODEL = "gpt2"`: ≈ 30 min (estimate).
 
 # %% [markdown]

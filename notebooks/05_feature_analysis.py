@@ -24,7 +24,9 @@
 #
 # **Prerequisites:** 03 (Switch SAEs); 04 helps.
 #
-# **Runtime** (measured on a 2-core CPU, bundled model, `scripts/time_notebooks.py`): FAST 0.3 min · default 3.1 min.
+# **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
+# order from an empty course cache): FAST 0.2 min · default 1.7 min.
+# On its own it also harvests the activations that chapter 01 caches (51 s at default sizes).
 # On one GPU with `MODEL = "gpt2"`: ≈ 3 min (estimate).
 
 # %% [markdown]

@@ -4,9 +4,9 @@ several lengths (the learning-rate decay always covers the last 20 %), held-out 
     python scripts/convergence.py                      # steps 300 600 1000 1500, every chapter's SAEs
     python scripts/convergence.py --steps 400 800 --only 04
 
-The notebooks' step counts come from this table (their headers cite it): the shortest schedule whose FVU is within
-``--tolerance`` of the longest one's for every SAE of the chapter, and which keeps the chapter's comparison (the
-order of the SAEs by FVU) the same.
+A chapter could use the shortest schedule whose FVU is within ``--tolerance`` of the longest one's for every SAE
+and which keeps the chapter's comparison (the order of the SAEs by FVU). On the AMD EPYC no chapter's SAEs had
+converged by 1500 steps (README "Notebooks"), so the notebooks keep their step counts.
 """
 
 from __future__ import annotations

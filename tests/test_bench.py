@@ -71,3 +71,18 @@ def test_bench_summary_takes_the_median_of_runs(tmp_path):
     assert "| bundled: TopK (ours) / encoder-matmul bound | 0.50 | 0.40 | 0.70 | 0.50 |" in out
     assert "| bundled: best Switch speed-up over TopK (ours) | 2.00 (E=8) | 3.00 (E=8) | 1.00 (E=8) | 2.00 |" in out
     assert "| bundled: TopK (ours) speed-up over sparsify | 2.00 | 2.00 | 2.00 | 2.00 |" in out
+
+
+def test_convergence_script_prints_one_table_per_chapter():
+    """scripts/convergence.py (the step counts' evidence in the notebooks' headers) at a tiny size."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "convergence.py"
+    out = subprocess.run([sys.executable, str(script), "--steps", "4", "8", "--only", "02", "04",
+                          "--n-tokens", "20000"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "chapter 02" in out.stdout and "chapter 04" in out.stdout and "chapter 01" not in out.stdout
+    assert "| TopK k=16 |" in out.stdout and "| FLOP-matched E=8 |" in out.stdout
+    assert "order by FVU at 8 steps:" in out.stdout

@@ -114,7 +114,7 @@ def _setup(make_cfg):
     return make_cfg("topk"), acts, ssm.TrainConfig(n_steps=12, lr=1e-3, log_every=4)
 
 
-def test_train_once_trains_once_and_returns_the_same_sae(make_cfg, cache_root, monkeypatch):
+def test_train_once_trains_once_and_returns_the_same_sae(make_cfg, cache_root, monkeypatch, capsys):
     cfg, acts, train_cfg = _setup(make_cfg)
     fresh = ssm.train(cfg, ssm.notebook.shuffled_batches(acts, 64, seed=0), train_cfg, progress=False)
     first = ssm.notebook.train_once(cfg, acts, 64, train_cfg)
@@ -126,7 +126,9 @@ def test_train_once_trains_once_and_returns_the_same_sae(make_cfg, cache_root, m
         raise AssertionError("trained again")
 
     monkeypatch.setattr(run_cache, "train", no_training)
+    capsys.readouterr()
     second = ssm.notebook.train_once(cfg, acts, 64, train_cfg)
+    assert "read from the course cache" in capsys.readouterr().out  # an instant cell says why
     for name, value in fresh.sae.state_dict().items():
         assert torch.equal(second.sae.state_dict()[name], value), name
     assert second.history == fresh.history and second.final == fresh.final

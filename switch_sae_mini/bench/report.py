@@ -25,7 +25,7 @@ def explain(result, topk, limit: float) -> str:
                         "not shrink with E",
            "backward": "the dense W_enc / W_dec gradients (every row written, most of them zero) and the sort of "
                        "the (token, latent) pairs",
-           "forward": "routing overhead (sort by expert, one small matmul + TopK per expert) and the decoder"}
+           "forward": "routing overhead (sort by expert, the experts' padded batched matmul and top-k) and the decoder"}
     return f"{biggest[0]} {biggest[1]:.0f} ms of {result.ms_per_step:.0f}: {why[biggest[0]]}"
 
 

@@ -5,7 +5,8 @@
     x_hat = gate * W_dec[i*]^T TopK(ReLU(W_enc[i*]^T (x - b_dec)), k) + b_dec
 
 Expert i owns the contiguous latent block [i*d_expert, (i+1)*d_expert). The routed path groups tokens by expert
-and runs one small matmul per expert, so the encoder costs 1/E of a dense one. The paper's code instead computes
+and computes only their expert's columns (one small matmul per expert here; one padded batched matmul in
+kernels.py), so the encoder costs 1/E of a dense one. The paper's code instead computes
 all d_sae latents and masks them (docs/design-notes.md §5); `_masked_topk` keeps that form as the reference for
 tests. Routing, the gate and the load-balancing loss live in routing.py.
 """

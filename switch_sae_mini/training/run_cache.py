@@ -11,6 +11,7 @@ would produce (tests/test_shared_cache.py trains both ways and compares).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -34,8 +35,10 @@ _CODE_DIRS = ("saes", "training", "native")  # the code that decides what traini
 _data_hashes: dict[int, tuple] = {}  # id(tensor) -> (weakref to it, its version, hash)
 
 
+@functools.lru_cache(maxsize=1)
 def code_hash() -> str:
-    """A hash of the package's model and training code: a changed kernel never reuses an older run."""
+    """A hash of the package's model and training code: a changed kernel never reuses an older run. Taken once per
+    process: the code that trains is the code that was imported, whatever happens to the files later."""
     digest = hashlib.sha256()
     for folder in _CODE_DIRS:
         for path in sorted((_PACKAGE / folder).rglob("*")):
@@ -75,9 +78,11 @@ def _read(folder: Path) -> TrainResult | None:
 
 
 def train_once(cfg: SAEConfig, train_acts: Tensor, batch_size: int, train_cfg: TrainConfig, data_seed: int = 0,
-               progress: bool = False) -> TrainResult:
+               progress: bool = False, verbose: bool = True) -> TrainResult:
     """``train(cfg, shuffled_batches(train_acts, batch_size, data_seed), train_cfg)``, or the stored result of
-    exactly that call (from any chapter). ``wall_time`` is the time the training took when it ran."""
+    exactly that call (from any chapter). ``wall_time`` is the time the training took when it ran. With
+    ``verbose`` a run read from the cache says so in one line (a notebook cell that returns at once explains
+    itself)."""
     if not isinstance(cfg, SAEConfig):
         raise ArgumentError(f"train_once needs an SAEConfig (a prepared module cannot be keyed), got "
                             f"{type(cfg).__name__}; call ssm.train for a module you built yourself.")
@@ -91,15 +96,22 @@ def train_once(cfg: SAEConfig, train_acts: Tensor, batch_size: int, train_cfg: T
     folder = root / "runs"
     name = f"{cfg.arch}-{cfg.d_sae}-{run_key(cfg, train_acts, batch_size, train_cfg, data_seed)}"
     final = folder / name
-    if final.is_dir() and (result := _read(final)) is not None:
+
+    def cached(result: TrainResult) -> TrainResult:
+        if verbose:
+            print(f"{cfg.arch} SAE (d_sae {cfg.d_sae}, {result.steps} steps) read from the course cache; its "
+                  f"training took {result.wall_time:.0f} s")
         return result
+
+    if final.is_dir() and (result := _read(final)) is not None:
+        return cached(result)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return fresh()
     with shared_cache.locked(folder / f"{name}.lock"):
         if final.is_dir() and (result := _read(final)) is not None:  # made by another process meanwhile
-            return result
+            return cached(result)
         shared_cache.remove_stale_builds(folder, name)
         result = fresh()
         build = folder / f"{name}.build-{os.getpid()}"
