@@ -56,12 +56,15 @@ def test_checkpoints_of_version_0_1_keep_loading(tmp_path, arch):
     expected = load_file(DATA / f"checkpoint_v1_{arch}" / "expected_io.safetensors")
     sae = load(DATA / f"checkpoint_v1_{arch}")
     assert json.loads((DATA / f"checkpoint_v1_{arch}" / "config.json").read_text())["format_version"] == 1
-    torch.testing.assert_close(sae.eval()(expected["x"]).x_hat, expected["x_hat"], rtol=0, atol=0)
+    # the same weights give the same outputs up to float32 rounding: a kernel that changes the summation order
+    # (the Switch experts' batched matmul, kernels.py) may move the last bits, never more
+    torch.testing.assert_close(sae.eval()(expected["x"]).x_hat, expected["x_hat"], rtol=1e-5, atol=1e-6)
     # saving into such a folder migrates it: one new snapshot, the old top-level files gone
     folder = shutil.copytree(DATA / f"checkpoint_v1_{arch}", tmp_path / "old")
     save(sae, folder)
     assert not (folder / "config.json").exists() and not (folder / "model.safetensors").exists()
-    torch.testing.assert_close(load(folder).eval()(expected["x"]).x_hat, expected["x_hat"], rtol=0, atol=0)
+    torch.testing.assert_close(load(folder).eval()(expected["x"]).x_hat, sae.eval()(expected["x"]).x_hat,
+                               rtol=0, atol=0)  # the migrated files hold exactly the 0.1 weights
 
 
 def test_other_architecture_is_refused(tmp_path):

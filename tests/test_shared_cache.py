@@ -167,6 +167,27 @@ def test_train_once_survives_damage_and_an_unusable_cache(make_cfg, cache_root, 
     assert torch.equal(unwritable.sae.W_dec, first.sae.W_dec)
 
 
+def test_an_unreadable_cache_trains_and_harvests_without_it(make_cfg, tiny_lm, cache_root, monkeypatch):
+    """As another user (a grading sandbox), the folder may exist but be unreadable: PermissionError on every stat.
+    The tests run as root, where permissions do not bind, so the stat itself is made to fail."""
+    cfg, acts, train_cfg = _setup(make_cfg)
+    reference = ssm.notebook.train_once(cfg, acts, 64, train_cfg)
+    harvested, _, _ = ssm.notebook.harvest(tiny_lm, **SMALL)
+    real_stat = Path.stat
+
+    def denied(self, *args, **kwargs):
+        if str(self).startswith(str(cache_root)):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", denied)
+    again = ssm.notebook.train_once(cfg, acts, 64, train_cfg)
+    assert torch.equal(again.sae.W_dec, reference.sae.W_dec)
+    with pytest.warns(RuntimeWarning, match="cannot be used"):
+        rows, _, _ = ssm.notebook.harvest(tiny_lm, **SMALL)
+    assert torch.equal(rows, harvested)
+
+
 def test_train_once_refuses_a_prepared_module(make_cfg, cache_root):
     cfg, acts, train_cfg = _setup(make_cfg)
     with pytest.raises(ArgumentError, match="needs an SAEConfig"):

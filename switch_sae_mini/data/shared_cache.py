@@ -1,7 +1,8 @@
 """One activation cache for the whole course: harvested by the first chapter that asks, reused by every other.
 
 Every chapter from 01 on trains on activations of the same model, hook and corpus. Harvesting them again in each
-notebook costs the same half-minute each time on 2 cores, so ``ssm.notebook.harvest`` keeps them on disk under
+notebook cost about a minute each time on 2 cores (51 s for 1.5M tokens), so ``ssm.notebook.harvest`` keeps them
+on disk under
 
     $SWITCH_SAE_MINI_CACHE/activations/<model>-<hook>-<split>-<n_tokens>-<settings hash>/
 
@@ -24,8 +25,8 @@ import shutil
 import warnings
 from pathlib import Path
 
-from .disk_cache import MANIFEST, CacheMismatchError, DiskActivations, harvest_to_disk
 from ..paths import CACHE_ENV, cache_setting
+from .disk_cache import MANIFEST, CacheMismatchError, DiskActivations, harvest_to_disk
 from .models import model_fingerprint
 
 ENV = CACHE_ENV

@@ -11,6 +11,7 @@ would produce (tests/test_shared_cache.py trains both ways and compares).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -103,16 +104,17 @@ def train_once(cfg: SAEConfig, train_acts: Tensor, batch_size: int, train_cfg: T
                   f"training took {result.wall_time:.0f} s")
         return result
 
-    if final.is_dir() and (result := _read(final)) is not None:
-        return cached(result)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return fresh()
-    with shared_cache.locked(folder / f"{name}.lock"):
-        if final.is_dir() and (result := _read(final)) is not None:  # made by another process meanwhile
-            return cached(result)
-        shared_cache.remove_stale_builds(folder, name)
+    with contextlib.ExitStack() as stack:
+        try:  # an unreadable or unwritable cache (another user's folder, a full disk) only costs the reuse
+            if final.is_dir() and (result := _read(final)) is not None:
+                return cached(result)
+            folder.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(shared_cache.locked(folder / f"{name}.lock"))
+            if final.is_dir() and (result := _read(final)) is not None:  # made by another process meanwhile
+                return cached(result)
+            shared_cache.remove_stale_builds(folder, name)
+        except OSError:
+            return fresh()
         result = fresh()
         build = folder / f"{name}.build-{os.getpid()}"
         try:
