@@ -28,4 +28,11 @@ def hidden_cases() -> dict[str, list[Case]]:
         "l1_penalty": [Case((torch.relu(torch.randn(1, 7, generator=gen)), torch.randn(7, 3, generator=gen)),
                             "a batch of one", grad_of=(0, 1), weights=(torch.tensor(1.0),))],
         "topk_activation": [Case((torch.randn(1, 6, generator=gen), 6), "k equal to the width")],
+        # a parameter entry whose gradient is exactly 0 at the first step: 0/0 without eps
+        "adam_update": [Case((torch.randn(3, 4, generator=gen), torch.zeros(3, 4), torch.zeros(3, 4),
+                              torch.zeros(3, 4), 1, 1e-3), "a zero gradient at the first step")],
+        "relu_sae_loss": [Case((torch.randn(1, 5, generator=gen), torch.randn(5, 9, generator=gen),
+                                torch.randn(9, generator=gen), torch.randn(9, 5, generator=gen),
+                                torch.randn(5, generator=gen), 3.0), "a batch of one", grad_of=(1, 2, 3, 4),
+                               weights=(torch.tensor(1.0), None, None))],
     }

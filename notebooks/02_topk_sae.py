@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -278,7 +278,7 @@ checks.check_auxk_loss(auxk_loss)
 # create dead latents on purpose: scale a quarter of the encoder columns by 0.1, so those latents (almost) never
 # reach the top k, then train the same SAE with and without AuxK.
 
-# %%
+# %% tags=["skip-in-grading"]
 train_cfg = ssm.TrainConfig(n_steps=STEPS, lr=LR, log_every=max(1, STEPS // 30))
 topk_cfg = ssm.SAEConfig(arch="topk", d_in=d_in, d_sae=D_SAE, k=KS[0], dead_after_tokens=DEAD_AFTER)
 n_weak = D_SAE // 4
@@ -294,7 +294,7 @@ for name, coeff in [("AuxK 1/32", 1 / 32), ("no AuxK", 0.0)]:
           f"{weak_dead:6.1%} of the weakened quarter   "
           f"FVU {ssm.metrics.evaluate_sae(runs[name].sae, held_out.split(2048))['fvu']:.4f}")
 
-# %%
+# %% tags=["skip-in-grading"]
 ssm.plotting.plot_history({n: r.history for n, r in runs.items()}, keys=("fvu", "dead_fraction"),
                           title=f"TopK k={KS[0]}, a quarter of the latents weakened: AuxK and dead latents")
 
@@ -311,7 +311,114 @@ ssm.plotting.plot_history({n: r.history for n, r in runs.items()}, keys=("fvu", 
 # latents end up rarely firing (15% vs 4% of them dead). Reconstruction is slightly better with AuxK in both runs.
 
 # %% [markdown]
-# ## 7 · TopK vs ReLU on the trade-off
+# ## 7 · Assemble your TopK SAE
+#
+# You have written every piece of the TopK recipe except two: the forward pass that puts them together, and the
+# counter that decides which latents are dead (AuxK's `dead_mask`).
+#
+# ### Exercise 2.5 — the TopK SAE forward pass
+# > Difficulty ●●○○○ · Importance ●●●●○ · ~15 min
+#
+# Return `(x_hat, values, indices)` for a batch `x` `[batch, d_in]`: centre the input by the pre-encoder bias,
+# $\mathrm{pre} = (x - b_{dec}) W_{enc} + b_{enc}$; keep each token's top k with your `topk_activation`; decode only
+# the k chosen rows, $\hat x = \sum_i \mathrm{values}_i\, W_{dec}[\mathrm{indices}_i] + b_{dec}$. Shapes: `W_enc`
+# `[d_in, d_sae]`, `b_enc` `[d_sae]`, `W_dec` `[d_sae, d_in]`, `b_dec` `[d_in]`; `values` and `indices` are
+# `[batch, k]`.
+
+# %% nbgrader={"grade": false, "grade_id": "topk_sae_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def topk_sae_forward(x, W_enc, b_enc, W_dec, b_dec, k: int):
+    ### BEGIN SOLUTION
+    values, indices = topk_activation((x - b_dec) @ W_enc + b_enc, k)
+    x_hat = (values[..., None] * W_dec[indices]).sum(-2) + b_dec
+    return x_hat, values, indices
+    ### END SOLUTION
+
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `W_dec[indices]` has shape `[batch, k, d_in]`; weight it by `values[..., None]` and sum over the k axis. Why
+# centre by $b_{dec}$: after section 4's initialisation, $b_{dec}$ is the data's geometric median, so the encoder
+# sees each activation's offset from the typical one.
+# </details>
+
+# %% nbgrader={"grade": true, "grade_id": "check_topk_sae_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+checks.check_topk_sae_forward(topk_sae_forward)
+
+# %% [markdown]
+# ### Exercise 2.6 — the dead-latent counter
+# > Difficulty ●●○○○ · Importance ●●●○○ · ~10 min
+#
+# The SAE keeps, per latent, the number of tokens since it last fired (`tokens_since_fired`, `[d_sae]`, long).
+# After a batch with codes `latent_idx` and `latent_acts` (`[batch, k]`): a latent *fired* if it has a nonzero
+# activation for at least one token; its counter becomes 0, and every other counter grows by the batch size.
+# Return the new counter and the boolean mask `dead = counter > dead_after`.
+
+# %% nbgrader={"grade": false, "grade_id": "update_dead_counter", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def update_dead_counter(tokens_since_fired, latent_idx, latent_acts, dead_after: int):
+    ### BEGIN SOLUTION
+    fired = torch.zeros(tokens_since_fired.shape[0], dtype=torch.bool)
+    fired[latent_idx[latent_acts > 0]] = True
+    counter = torch.where(fired, torch.zeros_like(tokens_since_fired), tokens_since_fired + latent_idx.shape[0])
+    return counter, counter > dead_after
+    ### END SOLUTION
+
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# After the ReLU, a token may have fewer than k positive pre-activations, so some chosen slots hold 0: those
+# latents did not fire. `latent_idx[latent_acts > 0]` lists the ones that did.
+# </details>
+
+# %% nbgrader={"grade": true, "grade_id": "check_update_dead_counter", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+checks.check_update_dead_counter(update_dead_counter)
+
+# %% [markdown]
+# **Question 2.b** AuxK's reconstruction target is the residual $x - \hat x$ of the *live* latents, not $x$. What
+# would go wrong if the dead latents were asked to reconstruct $x$ itself?
+
+# %% [markdown] tags=["answer-key"]
+# <details><summary>Answer</summary>
+#
+# $x$ is mostly explained already by the live latents. Dead latents trained on $x$ would learn the same large,
+# common directions the live ones cover (duplicates), and once revived they would compete for exactly those
+# tokens. The residual is what the current dictionary *misses*, so a latent that learns to predict it adds a new
+# direction: when it starts winning the top k, the reconstruction improves instead of reshuffling who explains the
+# same part. (That is also why the residual is detached: the target must not move towards the dead latents.)
+# </details>
+
+# %% [markdown]
+# ### Your TopK SAE, trained
+#
+# `learner_topk_sae` (`switch_sae_mini/classroom/topk_parts.py`) is a TopK SAE whose every hook is one of your six
+# functions: `b_dec` starts at your geometric median, the forward pass is yours (through your TopK activation),
+# and so are AuxK, the decoder-gradient projection and the dead-latent counter. `ssm.train` trains it; the
+# package's TopK SAE then trains from the same seed on the same batches (section 8's smallest k, for a third of
+# the steps). If one of your exercises still fails its check, set its entry of `USE_REFERENCE` to `True`: the
+# package's version stands in for it and the rest is still yours.
+
+# %% tags=["skip-in-grading"]
+from switch_sae_mini.classroom.topk_parts import learner_topk_sae
+
+USE_REFERENCE = {"topk_activation": False, "geometric_median": False, "project_decoder_grad": False,
+                 "auxk_loss": False, "topk_sae_forward": False, "update_dead_counter": False}
+parts_train = ssm.TrainConfig(n_steps=STEPS // 3, lr=LR, log_every=STEPS // 3)
+torch.manual_seed(parts_train.seed)  # what ssm.train does before building the package's SAE: the same weights
+yours = ssm.train(learner_topk_sae(topk_cfg, topk_activation=topk_activation, geometric_median=geometric_median,
+                                   project_decoder_grad=project_decoder_grad, auxk_loss=auxk_loss,
+                                   topk_sae_forward=topk_sae_forward, update_dead_counter=update_dead_counter,
+                                   use_reference=USE_REFERENCE),
+                  ssm.notebook.shuffled_batches(train_acts, BATCH), parts_train, progress=True)
+package = ssm.notebook.train_once(topk_cfg, train_acts, BATCH, parts_train)
+fvu_yours, fvu_package = (ssm.metrics.evaluate_sae(r.sae, held_out.split(2048))["fvu"] for r in (yours, package))
+gap = abs(fvu_yours - fvu_package)
+print(f"held-out FVU after {parts_train.n_steps} steps: yours {fvu_yours:.5f}, the package's {fvu_package:.5f}; "
+      f"difference {gap:.1e}, {'within' if gap < 1e-3 else 'OUTSIDE'} the tolerance of 1e-3 "
+      f"(parts from the package: {[n for n, v in USE_REFERENCE.items() if v] or 'none'})")
+
+# %% [markdown]
+# ## 8 · TopK vs ReLU on the trade-off
 #
 # One TopK SAE per $k$, one ReLU SAE per λ, all with the same width, data and steps.
 

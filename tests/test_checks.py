@@ -197,9 +197,15 @@ def test_switch_latents_blames_a_wrong_route_first():
     namespace = {"torch": torch}
     exec("def route(x, W, b):\n    gate, idx = ((x - b) @ W).max(-1)\n    return idx, gate\n"
          "def switch_latents(x, W_enc, b_dec, W_router, b_router, n_experts, k):\n"
+         "    expert_idx, gate = route(x, W_router, b_router)\n"
+         "    return torch.zeros(x.shape[0], W_enc.shape[1])\n"
+         "def switch_latents_alone(x, W_enc, b_dec, W_router, b_router, n_experts, k):\n"
          "    return torch.zeros(x.shape[0], W_enc.shape[1])\n", namespace)
     with pytest.raises(CheckFailed, match=r"your route fails check_route \(exercise 3.1\).*raw logit"):
         checks.check_switch_latents(namespace["switch_latents"])
+    with pytest.raises(CheckFailed, match="Latents differ") as failure:  # it does not call route: not blamed
+        checks.check_switch_latents(namespace["switch_latents_alone"])
+    assert "check_route" not in str(failure.value)
 
 
 def test_a_failed_check_shows_the_teaching_message_alone():

@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 from .exercises import EXERCISES, CheckFailed, judge, run_case
 
-__all__ = ["CheckFailed", "check_auxk_loss", "check_encoder_flops", "check_project_decoder_grad", "check_geometric_median", "check_l1_penalty",
-           "check_load_balance_loss", "check_route", "check_switch_latents", "check_topk_activation"]
+__all__ = ["CheckFailed", "check_adam_update", "check_auxk_loss", "check_encoder_flops", "check_geometric_median",
+           "check_l1_penalty", "check_l1_warmup_scale", "check_load_balance_loss", "check_project_decoder_grad",
+           "check_relu_encode", "check_relu_init", "check_relu_sae_loss", "check_route", "check_switch_latents",
+           "check_topk_activation", "check_topk_sae_forward", "check_update_dead_counter"]
 
 
 def _check(name: str, fn: Callable) -> None:
@@ -31,6 +33,8 @@ def _check_dependency(fn: Callable, name: str, exercise: str) -> None:
     """If fn's notebook defines its own `name` (an earlier exercise), check that first: a mistake there is then
     reported as its own, not as an unexplained failure here. (Grading substitutes the reference instead.)"""
     own = getattr(fn, "__globals__", {}).get(name)
+    if name not in getattr(getattr(fn, "__code__", None), "co_names", ()):
+        return  # fn does not call it
     if own is None or (getattr(own, "__module__", None) or "").startswith("switch_sae_mini"):
         return
     try:
@@ -44,6 +48,33 @@ def _check_dependency(fn: Callable, name: str, exercise: str) -> None:
 def check_l1_penalty(fn: Callable) -> None:
     """fn(latents [batch, d_sae], W_dec [d_sae, d_in]) -> scalar: mean over tokens of sum_j f_j * ||W_dec[j]||."""
     _check("l1_penalty", fn)
+
+
+def check_relu_init(fn: Callable) -> None:
+    """fn(d_in, d_sae, seed) -> (W_enc, b_enc, W_dec, b_dec): rows of norm 0.1, tied encoder, zero biases."""
+    _check("relu_init", fn)
+
+
+def check_relu_encode(fn: Callable) -> None:
+    """fn(x [batch, d_in], W_enc [d_in, d_sae], b_enc [d_sae]) -> latents [batch, d_sae]."""
+    _check("relu_encode", fn)
+
+
+def check_relu_sae_loss(fn: Callable) -> None:
+    """fn(x, W_enc, b_enc, W_dec, b_dec, l1_coeff) -> (loss, mse, l1), per-element scale."""
+    _check_dependency(fn, "relu_encode", "1.3")
+    _check_dependency(fn, "l1_penalty", "1.1")
+    _check("relu_sae_loss", fn)
+
+
+def check_adam_update(fn: Callable) -> None:
+    """fn(param, grad, exp_avg, exp_avg_sq, step, lr) -> (param, exp_avg, exp_avg_sq) after one Adam step."""
+    _check("adam_update", fn)
+
+
+def check_l1_warmup_scale(fn: Callable) -> None:
+    """fn(step, n_steps, warmup_frac) -> the factor on l1_coeff at 0-based step."""
+    _check("l1_warmup_scale", fn)
 
 
 def check_topk_activation(fn: Callable) -> None:
@@ -64,6 +95,17 @@ def check_project_decoder_grad(fn: Callable) -> None:
 def check_auxk_loss(fn: Callable) -> None:
     """fn(pre_acts, dead_mask [d_sae], residual, W_dec, k_aux, x) -> scalar AuxK loss (Gao et al. 2024)."""
     _check("auxk_loss", fn)
+
+
+def check_topk_sae_forward(fn: Callable) -> None:
+    """fn(x, W_enc, b_enc, W_dec, b_dec, k) -> (x_hat [batch, d_in], values [batch, k], indices [batch, k])."""
+    _check_dependency(fn, "topk_activation", "2.1")
+    _check("topk_sae_forward", fn)
+
+
+def check_update_dead_counter(fn: Callable) -> None:
+    """fn(tokens_since_fired [d_sae], latent_idx, latent_acts [batch, k], dead_after) -> (counter, dead mask)."""
+    _check("update_dead_counter", fn)
 
 
 def check_route(fn: Callable) -> None:

@@ -37,8 +37,9 @@ class LearnerSwitchSAE(SwitchSAE):
     def forward(self, x: Tensor, routed: bool | None = None) -> ForwardOutput:
         x = check_input(x, self.cfg.d_in, self.W_dec)
         route, switch_latents, balance = (self.parts[n] for n in PARTS)
-        reference_route = route is EXERCISES["route"].reference
-        with substituted(switch_latents, ("route",) if reference_route else ()):
+        # the learner's switch_latents calls route by name: the chosen one (theirs, or the reference) is put there
+        own_latents = switch_latents is not EXERCISES["switch_latents"].reference
+        with substituted(switch_latents, ("route",) if own_latents else (), self.parts):
             latents = switch_latents(x, self.W_enc, self.b_dec, self.W_router, self.b_router, self.cfg.n_experts,
                                      self.cfg.k)
         expert_idx, _ = route(x, self.W_router, self.b_router)
@@ -53,16 +54,22 @@ class LearnerSwitchSAE(SwitchSAE):
                              lb_loss=lb, expert_idx=expert_idx, router_probs=probs)
 
 
+def choose_parts(names: tuple[str, ...], parts: dict[str, Callable], use_reference: dict[str, bool] | None,
+                 caller: str) -> dict[str, Callable]:
+    """name -> the learner's function, or the package's reference where use_reference[name] is True."""
+    use_reference = use_reference or {}
+    unknown = (set(use_reference) | set(parts)) - set(names)
+    if unknown:
+        raise ValueError(f"unknown part(s) {sorted(unknown)}: {caller} takes {', '.join(names)}.")
+    chosen = {n: EXERCISES[n].reference if use_reference.get(n) else parts.get(n) for n in names}
+    missing = [n for n, fn in chosen.items() if fn is None]
+    if missing:
+        raise ValueError(f"pass your {', '.join(missing)} (or set USE_REFERENCE[{missing[0]!r}] = True).")
+    return chosen
+
+
 def learner_switch_sae(cfg: SAEConfig, *, use_reference: dict[str, bool] | None = None,
                        **parts: Callable) -> LearnerSwitchSAE:
     """A Switch SAE whose forward runs the learner's functions; those with use_reference[name] True are the
     package's reference instead."""
-    use_reference = use_reference or {}
-    unknown = (set(use_reference) | set(parts)) - set(PARTS)
-    if unknown:
-        raise ValueError(f"unknown part(s) {sorted(unknown)}: learner_switch_sae takes {', '.join(PARTS)}.")
-    chosen = {n: EXERCISES[n].reference if use_reference.get(n) else parts.get(n) for n in PARTS}
-    missing = [n for n, fn in chosen.items() if fn is None]
-    if missing:
-        raise ValueError(f"pass your {', '.join(missing)} (or set USE_REFERENCE[{missing[0]!r}] = True).")
-    return LearnerSwitchSAE(cfg, chosen)
+    return LearnerSwitchSAE(cfg, choose_parts(PARTS, parts, use_reference, "learner_switch_sae"))

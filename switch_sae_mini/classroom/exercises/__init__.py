@@ -4,25 +4,32 @@ checks (classroom/checks.py) and the trusted grader (classroom/grading/) both us
 import contextlib
 
 from .dense import ENCODER_FLOPS, GEOMETRIC_MEDIAN, L1_PENALTY, TOPK_ACTIVATION
+from .optim import ADAM_UPDATE, L1_WARMUP_SCALE
+from .relu import RELU_ENCODE, RELU_INIT, RELU_SAE_LOSS
 from .spec import Answer, Case, Exercise, judge, run_case
 from .switch import LOAD_BALANCE_LOSS, ROUTE, SWITCH_LATENTS, manual_latents, switch_case
 from .topk import AUXK_LOSS, PROJECT_DECODER_GRAD
+from .topk_sae import TOPK_SAE_FORWARD, UPDATE_DEAD_COUNTER
 from .tripwire import REFERENCES, CheckFailed, tripwire
 
-EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in (L1_PENALTY, TOPK_ACTIVATION, GEOMETRIC_MEDIAN,
-                                                         PROJECT_DECODER_GRAD, AUXK_LOSS, ROUTE, SWITCH_LATENTS,
-                                                         LOAD_BALANCE_LOSS, ENCODER_FLOPS)}
+EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in (
+    L1_PENALTY, RELU_INIT, RELU_ENCODE, RELU_SAE_LOSS, ADAM_UPDATE, L1_WARMUP_SCALE,  # 01
+    TOPK_ACTIVATION, GEOMETRIC_MEDIAN, PROJECT_DECODER_GRAD, AUXK_LOSS, TOPK_SAE_FORWARD, UPDATE_DEAD_COUNTER,  # 02
+    ROUTE, SWITCH_LATENTS, LOAD_BALANCE_LOSS,  # 03
+    ENCODER_FLOPS)}  # 04
 
 
 @contextlib.contextmanager
-def substituted(fn, names: tuple[str, ...]):
-    """While active, the earlier exercises `names` that fn calls through its globals are their references: an
-    exercise graded (or trained) on top of a wrong earlier one then costs that mistake once."""
+def substituted(fn, names: tuple[str, ...], replacements: dict | None = None):
+    """While active, the earlier exercises `names` that fn calls through its globals are their references (or
+    replacements[name]): an exercise graded (or trained) on top of a wrong earlier one then costs that mistake
+    once."""
     namespace = getattr(fn, "__globals__", None)
     saved = {n: namespace[n] for n in names if namespace is not None and n in namespace}
+    replacements = replacements or {}
     try:
         if namespace is not None:
-            namespace.update({n: EXERCISES[n].reference for n in names})
+            namespace.update({n: replacements.get(n, EXERCISES[n].reference) for n in names})
         yield
     finally:
         if namespace is not None:

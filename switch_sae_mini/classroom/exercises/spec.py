@@ -47,7 +47,7 @@ class Answer(NamedTuple):
 class Exercise:
     name: str                      # the function the learner writes, also its solution cell's grade_id
     outputs: tuple[str, ...]       # output names, in return order
-    kinds: tuple[str, ...]         # per output: "tensor" or "int"
+    kinds: tuple[str, ...]         # per output: "tensor", "int" or "float"
     reference: Callable            # the right answer, with the exercise's own signature
     visible_cases: Callable[[], list[Case]]
     random_cases: Callable[[torch.Generator], list[Case]]
@@ -56,8 +56,8 @@ class Exercise:
     error_hint: Callable[[Case], str] | None = None  # what about this case may explain a crash
 
     def __post_init__(self):
-        if len(self.outputs) != len(self.kinds) or set(self.kinds) - {"tensor", "int"}:
-            raise ValueError(f"Exercise {self.name}: give one kind ('tensor' or 'int') per output name.")
+        if len(self.outputs) != len(self.kinds) or set(self.kinds) - {"tensor", "int", "float"}:
+            raise ValueError(f"Exercise {self.name}: give one kind ('tensor', 'int' or 'float') per output name.")
 
 
 def _plain(value):
@@ -84,6 +84,12 @@ def _normalise(ex: Exercise, out) -> tuple[tuple, str]:
             if not isinstance(value, torch.Tensor):
                 return (), f"{name} must be a torch.Tensor; got {type(value).__name__}."
             values.append(value)
+        elif kind == "float":
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                value = float(value)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                return (), f"{name} must be a number (a Python float); got {type(value).__name__}."
+            values.append(float(value))
         else:
             if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
                 value = int(value)
