@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -199,29 +199,71 @@ checks.check_load_balance_loss(load_balance_loss)
 # </details>
 
 # %% [markdown]
+# ### Exercise 3.4 — the Switch forward pass, tokens grouped per expert
+# > Difficulty ●●●●○ · Importance ●●●●● · ~30 min
+#
+# Exercise 3.2 looped over tokens: one small matmul per token, which is far too slow to train with. The routed
+# computation that makes a Switch SAE cheap groups the tokens by expert instead: for each expert $e$, take the
+# tokens routed to it, encode them all with one `[n_e, d_in] @ [d_in, d_expert]` matmul against $e$'s block of
+# $W_{enc}$, ReLU, TopK, scale by the gate. Return `(x_hat, values, indices)`: `values` and `indices` `[batch, k]`
+# (indices into the whole dictionary, so add $e \cdot d_{expert}$), and
+# $\hat x = \sum_i \mathrm{values}_i\, W_{dec}[\mathrm{indices}_i] + b_{dec}$. Use your `route`; loop over experts,
+# never over tokens. An expert may receive no token at all: it must be skipped, not crash.
+
+# %% nbgrader={"grade": false, "grade_id": "switch_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def switch_forward(x, W_enc, W_dec, b_dec, W_router, b_router, n_experts: int, k: int):
+    ### BEGIN SOLUTION
+    expert_idx, gate = route(x, W_router, b_router)
+    d_expert = W_enc.shape[1] // n_experts
+    values = x.new_zeros(x.shape[0], k)
+    indices = torch.zeros(x.shape[0], k, dtype=torch.long)
+    for e in range(n_experts):
+        rows = (expert_idx == e).nonzero().squeeze(-1)
+        if rows.numel() == 0:
+            continue
+        pre = (x[rows] - b_dec) @ W_enc[:, e * d_expert:(e + 1) * d_expert]
+        top, local = torch.relu(pre).topk(k, dim=-1)
+        values = values.index_put((rows,), top * gate[rows, None])
+        indices = indices.index_put((rows,), local + e * d_expert)
+    x_hat = (values[..., None] * W_dec[indices]).sum(-2) + b_dec
+    return x_hat, values, indices
+    ### END SOLUTION
+
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `(expert_idx == e).nonzero().squeeze(-1)` lists expert e's tokens. Writing into `values[rows] = ...` in place
+# also works under autograd; `values.index_put((rows,), ...)` returns a new tensor, which is easier to reason
+# about. `W_dec[indices]` is `[batch, k, d_in]`.
+# </details>
+
+# %% nbgrader={"grade": true, "grade_id": "check_switch_forward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+checks.check_switch_forward(switch_forward)
+
+# %% [markdown]
 # ### Your Switch SAE, trained
 #
-# Your three functions are a whole Switch SAE forward pass. `learner_switch_sae` puts them behind the package's
-# parameters and training hooks (initialisation, decoder renormalisation and projection, Adam), so `ssm.train` can
-# train it. The package's SwitchSAE then trains from the same seed on the same batches. If one of your exercises
-# still fails its check, set its entry of `USE_REFERENCE` to `True`: the package's version stands in for it and
-# the rest is still yours. Your `switch_latents` loops over tokens, so this run is short and small.
+# Your `route`, `switch_forward` and `load_balance_loss` are a whole Switch SAE forward pass. `learner_switch_sae`
+# (`switch_sae_mini/classroom/parts.py`) puts them behind the package's parameters and training hooks
+# (initialisation, decoder renormalisation and projection, Adam), so `ssm.train` can train it. The package's
+# SwitchSAE then trains from the same seed on the same batches. If one of your exercises still fails its check,
+# set its entry of `USE_REFERENCE` to `True`: the package's version stands in for it and the rest is still yours.
 
-# %%
+# %% tags=["skip-in-grading"]
 from switch_sae_mini.classroom.parts import learner_switch_sae
 
-USE_REFERENCE = {"route": False, "switch_latents": False, "load_balance_loss": False}
-PARTS_STEPS, PARTS_BATCH = (20, 128) if FAST else (100, 256)
+USE_REFERENCE = {"route": False, "switch_forward": False, "load_balance_loss": False}
 parts_cfg = ssm.SAEConfig(arch="switch", d_in=d_in, d_sae=D_SAE, k=K, n_experts=N_EXPERTS, lb_coeff=3.0)
-parts_train = ssm.TrainConfig(n_steps=PARTS_STEPS, lr=LR, log_every=PARTS_STEPS)
+parts_train = ssm.TrainConfig(n_steps=STEPS // 3, lr=LR, log_every=STEPS // 3)
 torch.manual_seed(parts_train.seed)  # what ssm.train does before building the package's SAE: the same weights
-yours = ssm.train(learner_switch_sae(parts_cfg, route=route, switch_latents=switch_latents,
+yours = ssm.train(learner_switch_sae(parts_cfg, route=route, switch_forward=switch_forward,
                                      load_balance_loss=load_balance_loss, use_reference=USE_REFERENCE),
-                  ssm.notebook.shuffled_batches(train_acts, PARTS_BATCH), parts_train, progress=False)
-package = ssm.train(parts_cfg, ssm.notebook.shuffled_batches(train_acts, PARTS_BATCH), parts_train, progress=False)
+                  ssm.notebook.shuffled_batches(train_acts, BATCH), parts_train, progress=True)
+package = ssm.notebook.train_once(parts_cfg, train_acts, BATCH, parts_train)
 fvu_yours, fvu_package = (ssm.metrics.evaluate_sae(r.sae, held_out.split(2048))["fvu"] for r in (yours, package))
 gap = abs(fvu_yours - fvu_package)
-print(f"held-out FVU after {PARTS_STEPS} steps: yours {fvu_yours:.5f}, the package's {fvu_package:.5f}; "
+print(f"held-out FVU after {parts_train.n_steps} steps: yours {fvu_yours:.5f}, the package's {fvu_package:.5f}; "
       f"difference {gap:.1e}, {'within' if gap < 1e-3 else 'OUTSIDE'} the tolerance of 1e-3 "
       f"(parts from the package: {[n for n, v in USE_REFERENCE.items() if v] or 'none'})")
 

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -110,6 +110,67 @@ print(ssm.flops.ledger_table({
     "FLOP-matched E=8": ssm.flops.flop_matched(ssm.SAEConfig(arch="topk", d_in=768, d_sae=24576, k=32), 8),
     "width-matched E=32": ssm.flops.width_matched(ssm.SAEConfig(arch="topk", d_in=768, d_sae=24576, k=32), 32),
 }))
+
+# %% [markdown]
+# ### Exercise 4.2 — training FLOPs per token
+# > Difficulty ●●○○○ · Importance ●●●●○ · ~10 min
+#
+# The FLOP-matched comparison counts *training* compute. Return the forward + backward FLOPs per token of a TopK
+# SAE (`n_experts = 1`) or a Switch SAE: router, routed encoder and the decoder of the k active rows, each counted
+# at 3 × its forward cost (the backward pass of a matmul is about two matmuls of the same size: one for the
+# input's gradient, one for the weight's).
+
+# %% nbgrader={"grade": false, "grade_id": "training_flops_per_token", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def training_flops_per_token(d_in: int, d_sae: int, k: int, n_experts: int) -> int:
+    ### BEGIN SOLUTION
+    router = 2 * d_in * n_experts if n_experts > 1 else 0
+    encoder = 2 * d_in * (d_sae // n_experts)
+    decoder = 2 * k * d_in
+    return 3 * (router + encoder + decoder)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_training_flops_per_token", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+checks.check_training_flops_per_token(training_flops_per_token)
+
+# %% [markdown]
+# ### Exercise 4.3 — the two matched Switch SAEs
+# > Difficulty ●●○○○ · Importance ●●●●○ · ~10 min
+#
+# From a dense TopK SAE of width `d_sae`, return `(flop_matched_d_sae, flop_matched_params, width_matched_d_sae,
+# width_matched_params)` for Switch SAEs with `n_experts` experts: the total width of each, and its trainable
+# parameters ($W_{enc}$ and $W_{dec}$, $b_{dec}$, $W_{router}$ `[d_in, E]` and $b_{router}$; this Switch SAE has no
+# encoder bias).
+
+# %% nbgrader={"grade": false, "grade_id": "matched_switch_sizes", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def matched_switch_sizes(d_in: int, d_sae: int, n_experts: int) -> tuple[int, int, int, int]:
+    ### BEGIN SOLUTION
+    def params(total):
+        return 2 * total * d_in + d_in + d_in * n_experts + d_in
+    return d_sae * n_experts, params(d_sae * n_experts), d_sae, params(d_sae)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_matched_switch_sizes", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+checks.check_matched_switch_sizes(matched_switch_sizes)
+
+# %% [markdown]
+# Your ledger against the package's (`switch_sae_mini/flops.py`) on the paper's GPT-2 sizes, for every E the
+# paper trains. (If 4.2 or 4.3 is not done yet this cell fails; nothing below depends on it.)
+
+# %%
+paper_topk = ssm.SAEConfig(arch="topk", d_in=768, d_sae=24576, k=32)
+for e in (1, 2, 4, 8, 16, 32, 64, 128):
+    cfgs = [paper_topk] if e == 1 else [ssm.flops.flop_matched(paper_topk, e), ssm.flops.width_matched(paper_topk, e)]
+    yours = [training_flops_per_token(c.d_in, c.d_sae, c.k, c.n_experts) for c in cfgs]
+    theirs = [ssm.flops.training_flops(c)["total"] for c in cfgs]
+    sizes = "" if e == 1 else (
+        "   sizes and params " + ("agree" if matched_switch_sizes(768, 24576, e) == (
+            cfgs[0].d_sae, ssm.flops.param_counts(cfgs[0])["total"], cfgs[1].d_sae,
+            ssm.flops.param_counts(cfgs[1])["total"]) else "DIFFER (recheck 4.3)"))
+    print(f"E={e:<4} training MFLOP/token ({'TopK' if e == 1 else 'FLOP-, width-matched'}): "
+          f"{[round(v / 1e6, 2) for v in yours]}  "
+          f"{'agree' if yours == theirs else 'DIFFER (recheck 4.2)'}{sizes}")
 
 # %% [markdown]
 # **Question 4.a** In a width-matched Switch SAE of total width $M$, the routed encoder costs $2\,d_{in} M/E$ FLOPs

@@ -13,15 +13,16 @@ def route(x, W_router, b_router):
     return expert_idx, gate
 
 
-def switch_latents(x, W_enc, b_dec, W_router, b_router, n_experts, k):
-    expert_idx, gate = route(x, W_router, b_router)
+def switch_forward(x, W_enc, W_dec, b_dec, W_router, b_router, n_experts, k):
+    expert_idx, gate = route(x, W_router, b_router)  # by name: USE_REFERENCE swaps it
     d_expert = W_enc.shape[1] // n_experts
-    latents = torch.zeros(x.shape[0], W_enc.shape[1])
-    for b in range(x.shape[0]):
-        e = int(expert_idx[b])
-        values, local = torch.relu((x[b] - b_dec) @ W_enc[:, e * d_expert:(e + 1) * d_expert]).topk(k)
-        latents[b, e * d_expert + local] = values * gate[b]
-    return latents
+    values, indices = x.new_zeros(x.shape[0], k), torch.zeros(x.shape[0], k, dtype=torch.long)
+    for e in range(n_experts):
+        rows = (expert_idx == e).nonzero().squeeze(-1)
+        top, local = torch.relu((x[rows] - b_dec) @ W_enc[:, e * d_expert:(e + 1) * d_expert]).topk(k, dim=-1)
+        values = values.index_put((rows,), top * gate[rows, None])
+        indices = indices.index_put((rows,), local + e * d_expert)
+    return (values[..., None] * W_dec[indices]).sum(-2) + b_dec, values, indices
 
 
 def load_balance_loss(router_probs, expert_idx, n_experts):
@@ -42,10 +43,10 @@ def _train(sae, steps=12):
     return ssm.train(sae, ssm.notebook.shuffled_batches(ACTS, 64), train_cfg, progress=False).sae
 
 
-@pytest.mark.parametrize("use_reference", [{}, {"route": True}, {"switch_latents": True},
+@pytest.mark.parametrize("use_reference", [{}, {"route": True}, {"switch_forward": True},
                                            {"load_balance_loss": True}])
 def test_learner_parts_follow_the_package_step_for_step(use_reference):
-    parts = {"route": route, "switch_latents": switch_latents, "load_balance_loss": load_balance_loss}
+    parts = {"route": route, "switch_forward": switch_forward, "load_balance_loss": load_balance_loss}
     parts.update({name: broken for name in use_reference})  # a part stood in for is never called
     torch.manual_seed(0)
     yours = _train(learner_switch_sae(CFG, use_reference=use_reference, **parts))
@@ -59,7 +60,7 @@ def test_learner_parts_follow_the_package_step_for_step(use_reference):
 def test_a_wrong_part_shows_in_the_comparison():
     wrong_balance = lambda p, i, n: (torch.bincount(i, minlength=n).float() / i.numel() * p.mean(0)).sum()  # no E
     torch.manual_seed(0)
-    yours = _train(learner_switch_sae(CFG.replace(lb_coeff=30.0), route=route, switch_latents=switch_latents,
+    yours = _train(learner_switch_sae(CFG.replace(lb_coeff=30.0), route=route, switch_forward=switch_forward,
                                       load_balance_loss=wrong_balance), steps=30)
     package = _train(CFG.replace(lb_coeff=30.0), steps=30)
     assert (yours.W_router - package.W_router).abs().max() > 1e-4
@@ -67,7 +68,18 @@ def test_a_wrong_part_shows_in_the_comparison():
 
 def test_missing_or_unknown_parts_are_named():
     with pytest.raises(ValueError, match="pass your load_balance_loss"):
-        learner_switch_sae(CFG, route=route, switch_latents=switch_latents)
+        learner_switch_sae(CFG, route=route, switch_forward=switch_forward)
     with pytest.raises(ValueError, match="unknown part"):
-        learner_switch_sae(CFG, route=route, switch_latents=switch_latents, load_balance_loss=load_balance_loss,
+        learner_switch_sae(CFG, route=route, switch_forward=switch_forward, load_balance_loss=load_balance_loss,
                            use_reference={"router": True})
+
+
+def test_the_route_passed_in_is_the_one_the_forward_calls():
+    """switch_forward calls route by name; learner_switch_sae puts the route it was given there."""
+    def raw_logit_route(x, W_router, b_router):
+        gate, expert_idx = ((x - b_router) @ W_router).max(dim=-1)
+        return expert_idx, gate
+    torch.manual_seed(0)
+    yours = _train(learner_switch_sae(CFG, route=raw_logit_route, switch_forward=switch_forward,
+                                      load_balance_loss=load_balance_loss))
+    assert (yours.W_router - _train(CFG).W_router).abs().max() > 1e-4

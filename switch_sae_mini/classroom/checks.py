@@ -15,9 +15,10 @@ from collections.abc import Callable
 from .exercises import EXERCISES, CheckFailed, judge, run_case
 
 __all__ = ["CheckFailed", "check_adam_update", "check_auxk_loss", "check_encoder_flops", "check_geometric_median",
-           "check_l1_penalty", "check_l1_warmup_scale", "check_load_balance_loss", "check_project_decoder_grad",
-           "check_relu_encode", "check_relu_init", "check_relu_sae_loss", "check_route", "check_switch_latents",
-           "check_topk_activation", "check_topk_sae_forward", "check_update_dead_counter"]
+           "check_l1_penalty", "check_l1_warmup_scale", "check_load_balance_loss", "check_matched_switch_sizes",
+           "check_project_decoder_grad", "check_relu_encode", "check_relu_init", "check_relu_sae_loss",
+           "check_route", "check_switch_forward", "check_switch_latents", "check_topk_activation",
+           "check_topk_sae_forward", "check_training_flops_per_token", "check_update_dead_counter"]
 
 
 def _check(name: str, fn: Callable) -> None:
@@ -119,6 +120,13 @@ def check_switch_latents(fn: Callable) -> None:
     _check("switch_latents", fn)
 
 
+def check_switch_forward(fn: Callable) -> None:
+    """fn(x, W_enc, W_dec, b_dec, W_router, b_router, n_experts, k) -> (x_hat, values, indices), tokens grouped
+    per expert."""
+    _check_dependency(fn, "route", "3.1")
+    _check("switch_forward", fn)
+
+
 def check_load_balance_loss(fn: Callable) -> None:
     """fn(router_probs [batch, E], expert_idx [batch], n_experts) -> scalar E * sum_i f_i P_i."""
     _check("load_balance_loss", fn)
@@ -127,3 +135,13 @@ def check_load_balance_loss(fn: Callable) -> None:
 def check_encoder_flops(fn: Callable) -> None:
     """fn(d_in, d_sae, n_experts) -> forward FLOPs per token of router + routed encoder (multiply-add = 2)."""
     _check("encoder_flops", fn)
+
+
+def check_training_flops_per_token(fn: Callable) -> None:
+    """fn(d_in, d_sae, k, n_experts) -> forward + backward FLOPs per token (router, routed encoder, sparse decoder)."""
+    _check("training_flops_per_token", fn)
+
+
+def check_matched_switch_sizes(fn: Callable) -> None:
+    """fn(d_in, d_sae, n_experts) -> (FLOP-matched d_sae, its params, width-matched d_sae, its params)."""
+    _check("matched_switch_sizes", fn)

@@ -1,7 +1,7 @@
 """A Switch SAE assembled from the learner's own exercise functions, so chapter 03 can train it with `ssm.train`
 and compare it with the package's SwitchSAE trained from the same seed on the same batches.
 
-    sae = learner_switch_sae(cfg, route=route, switch_latents=switch_latents,
+    sae = learner_switch_sae(cfg, route=route, switch_forward=switch_forward,
                              load_balance_loss=load_balance_loss, use_reference=USE_REFERENCE)
 
 `use_reference` names the exercises to replace by the package's reference (the notebook's USE_REFERENCE switch):
@@ -21,7 +21,7 @@ from ..saes import SwitchSAE
 from ..saes.base import ForwardOutput, check_input, mse_per_element
 from .exercises import EXERCISES, substituted
 
-PARTS = ("route", "switch_latents", "load_balance_loss")
+PARTS = ("route", "switch_forward", "load_balance_loss")
 
 
 class LearnerSwitchSAE(SwitchSAE):
@@ -36,22 +36,20 @@ class LearnerSwitchSAE(SwitchSAE):
 
     def forward(self, x: Tensor, routed: bool | None = None) -> ForwardOutput:
         x = check_input(x, self.cfg.d_in, self.W_dec)
-        route, switch_latents, balance = (self.parts[n] for n in PARTS)
-        # the learner's switch_latents calls route by name: the chosen one (theirs, or the reference) is put there
-        own_latents = switch_latents is not EXERCISES["switch_latents"].reference
-        with substituted(switch_latents, ("route",) if own_latents else (), self.parts):
-            latents = switch_latents(x, self.W_enc, self.b_dec, self.W_router, self.b_router, self.cfg.n_experts,
-                                     self.cfg.k)
+        route, switch_forward, balance = (self.parts[n] for n in PARTS)
+        # the learner's switch_forward calls route by name: the chosen one (theirs, or the reference) is put there
+        own_forward = switch_forward is not EXERCISES["switch_forward"].reference
+        with substituted(switch_forward, ("route",) if own_forward else (), self.parts):
+            x_hat, values, indices = switch_forward(x, self.W_enc, self.W_dec, self.b_dec, self.W_router,
+                                                    self.b_router, self.cfg.n_experts, self.cfg.k)
         expert_idx, _ = route(x, self.W_router, self.b_router)
         probs = torch.softmax((x - self.b_router) @ self.W_router, dim=-1)
         lb = balance(probs, expert_idx, self.cfg.n_experts)
-        x_hat = latents @ self.W_dec + self.b_dec
         mse = mse_per_element(x_hat, x)
-        values, indices = latents.topk(self.cfg.k, dim=-1)  # the k latents of the routed expert (others are 0)
         zero = x.new_zeros(())
-        return ForwardOutput(x_hat=x_hat, latent_acts=values, latent_idx=indices, d_sae=self.cfg.d_sae,
+        return ForwardOutput(x_hat=x_hat, latent_acts=values, latent_idx=indices.long(), d_sae=self.cfg.d_sae,
                              loss=mse + self.cfg.lb_coeff * lb, mse_loss=mse, l1_loss=zero, auxk_loss=zero,
-                             lb_loss=lb, expert_idx=expert_idx, router_probs=probs)
+                             lb_loss=lb, expert_idx=expert_idx.long(), router_probs=probs)
 
 
 def choose_parts(names: tuple[str, ...], parts: dict[str, Callable], use_reference: dict[str, bool] | None,

@@ -4,10 +4,12 @@ checks (classroom/checks.py) and the trusted grader (classroom/grading/) both us
 import contextlib
 
 from .dense import ENCODER_FLOPS, GEOMETRIC_MEDIAN, L1_PENALTY, TOPK_ACTIVATION
+from .ledger import MATCHED_SIZES, TRAINING_FLOPS
 from .optim import ADAM_UPDATE, L1_WARMUP_SCALE
 from .relu import RELU_ENCODE, RELU_INIT, RELU_SAE_LOSS
 from .spec import Answer, Case, Exercise, judge, run_case
 from .switch import LOAD_BALANCE_LOSS, ROUTE, SWITCH_LATENTS, manual_latents, switch_case
+from .switch_forward import SWITCH_FORWARD
 from .topk import AUXK_LOSS, PROJECT_DECODER_GRAD
 from .topk_sae import TOPK_SAE_FORWARD, UPDATE_DEAD_COUNTER
 from .tripwire import REFERENCES, CheckFailed, tripwire
@@ -15,8 +17,8 @@ from .tripwire import REFERENCES, CheckFailed, tripwire
 EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in (
     L1_PENALTY, RELU_INIT, RELU_ENCODE, RELU_SAE_LOSS, ADAM_UPDATE, L1_WARMUP_SCALE,  # 01
     TOPK_ACTIVATION, GEOMETRIC_MEDIAN, PROJECT_DECODER_GRAD, AUXK_LOSS, TOPK_SAE_FORWARD, UPDATE_DEAD_COUNTER,  # 02
-    ROUTE, SWITCH_LATENTS, LOAD_BALANCE_LOSS,  # 03
-    ENCODER_FLOPS)}  # 04
+    ROUTE, SWITCH_LATENTS, LOAD_BALANCE_LOSS, SWITCH_FORWARD,  # 03
+    ENCODER_FLOPS, TRAINING_FLOPS, MATCHED_SIZES)}  # 04
 
 
 @contextlib.contextmanager

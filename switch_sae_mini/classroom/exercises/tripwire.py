@@ -44,12 +44,21 @@ REFERENCES: dict[str, tuple[str, ...]] = {
                             "switch_sae_mini.saes.base:SAEBase.dead_mask", "switch_sae_mini.saes.metrics:fired_mask",
                             "switch_sae_mini.saes.metrics:fired_latents"),
     "route": ("switch_sae_mini.saes.routing:route", "switch_sae_mini.saes.switch:SwitchSAE.route"),
-    "switch_latents": ("switch_sae_mini.saes.switch:SwitchSAE.forward", "switch_sae_mini.saes.kernels:routed_topk_encode",
+    "switch_latents": ("switch_sae_mini.saes.switch:SwitchSAE.forward",
+                       "switch_sae_mini.saes.kernels:routed_topk_encode",
+                       "switch_sae_mini.saes.switch:SwitchSAE._routed_topk",
+                       "switch_sae_mini.saes.switch:SwitchSAE._masked_topk"),
+    "switch_forward": ("switch_sae_mini.saes.switch:SwitchSAE.forward",
+                       "switch_sae_mini.saes.kernels:routed_topk_encode",
                        "switch_sae_mini.saes.switch:SwitchSAE._routed_topk",
                        "switch_sae_mini.saes.switch:SwitchSAE._masked_topk"),
     "load_balance_loss": ("switch_sae_mini.saes.routing:load_balance_loss",),
     "encoder_flops": ("switch_sae_mini.flops:forward_flops", "switch_sae_mini.flops:reference_forward_flops",
                       "switch_sae_mini.flops:training_flops"),
+    "training_flops_per_token": ("switch_sae_mini.flops:forward_flops", "switch_sae_mini.flops:training_flops",
+                                 "switch_sae_mini.flops:reference_forward_flops"),
+    "matched_switch_sizes": ("switch_sae_mini.flops:flop_matched", "switch_sae_mini.flops:width_matched",
+                             "switch_sae_mini.flops:param_counts"),
 }
 _HOOK = "__switch_sae_mini_tripwire__"
 
