@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -19,7 +19,10 @@
 # **Learning objectives**
 # - Measure expert usage and whether experts specialise by domain (Shakespeare / Python docs / Bible) and token.
 # - Find near-duplicate features across experts and see how duplication grows with the number of experts.
-# - Compare encoder and decoder geometry coloured by expert (the paper's "encoder features cluster by expert").
+# - Compare encoder and decoder geometry coloured by expert (the paper's "encoder features cluster by expert"), and
+#   measure it with one number you write yourself.
+# - Write the three measurements yourself: each expert's domain mix, the nearest decoder row in another expert,
+#   and the within- vs across-expert cosine gap.
 # - Read the top-activating contexts of individual features.
 #
 # **Prerequisites:** 03 (Switch SAEs); 04 helps.
@@ -47,7 +50,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import switch_sae_mini as ssm
-from switch_sae_mini import analysis
+from switch_sae_mini import analysis, checks
 
 device = ssm.notebook.setup(seed=0)
 
@@ -69,7 +72,7 @@ N_ANALYSIS = 20_000 if FAST else 100_000  # held-out tokens encoded for the stat
 # %% [markdown]
 # ## 2 · Train Switch SAEs with a growing number of experts
 
-# %%
+# %% tags=["skip-in-grading"]
 model = ssm.load_model(MODEL, device=device)
 acts, meta, buffer = ssm.notebook.harvest(model, N_TOKENS)
 n_hold = min(N_ANALYSIS, len(acts) // 4)
@@ -97,12 +100,38 @@ usage = ssm.metrics.expert_share(codes[E].expert_idx, E)
 profile = analysis.domain_profile(codes[E].expert_idx, held_meta.domain, E, len(buffer.domains))
 ssm.plotting.plot_expert_usage(usage, profile, buffer.domains, title=f"Which tokens go to which expert (E={E})")
 
-# %%
+# %% [markdown]
+# ### Exercise 5.1 — each expert's domain mix
+# > Difficulty ●○○○○ · Importance ●●●○○ · ~10 min
+#
+# The bars above come from a *domain profile*: row $e$ is the fraction of expert $e$'s tokens that come from each
+# domain. Return it, shape `[n_experts, n_domains]`, from the routed expert `expert_idx` `[n]` and the `domain`
+# `[n]` of every token. Rows sum to 1, except that an expert that receives no token gets a row of zeros.
+
+# %% nbgrader={"grade": false, "grade_id": "domain_profile", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def domain_profile(expert_idx: torch.Tensor, domain: torch.Tensor, n_experts: int, n_domains: int) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    counts = torch.zeros(n_experts, n_domains)
+    counts.index_put_((expert_idx, domain), torch.ones(len(domain)), accumulate=True)
+    return counts / counts.sum(1, keepdim=True).clamp_min(1)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_domain_profile", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+checks.check_domain_profile(domain_profile)
+
+# %% [markdown]
+# With your profile, the *specialisation* of each SAE: the usage-weighted share of each expert's most common
+# domain (`analysis.specialisation`). Set `USE_REFERENCE` to `True` if 5.1 still fails its check.
+
+# %% tags=["skip-in-grading"]
+USE_REFERENCE = {"domain_profile": False}
+profile_fn = analysis.domain_profile if USE_REFERENCE["domain_profile"] else domain_profile
 overall = torch.bincount(held_meta.domain, minlength=len(buffer.domains)).float() / n_hold
 baseline = float(overall.max())
 for n_experts in EXPERTS:
     u = ssm.metrics.expert_share(codes[n_experts].expert_idx, n_experts)
-    p = analysis.domain_profile(codes[n_experts].expert_idx, held_meta.domain, n_experts, len(buffer.domains))
+    p = profile_fn(codes[n_experts].expert_idx.cpu(), held_meta.domain.cpu(), n_experts, len(buffer.domains))
     print(f"E={n_experts:<3} specialisation {analysis.specialisation(p, u):.3f} "
           f"(no specialisation: {baseline:.3f}; one domain per expert: 1.000)")
 
@@ -127,14 +156,55 @@ for e in sorted({top_expert, int(usage.argmin()), 0}):
 # Each token sees only one expert, so a feature useful in several experts' regions must be learned several times.
 # For every latent we find its nearest decoder neighbour (cosine similarity) in a *different* expert; cosine
 # above 0.9 counts as a duplicate (the paper's threshold).
+#
+# ### Exercise 5.2 — the nearest decoder row in another expert
+# > Difficulty ●●○○○ · Importance ●●●●○ · ~15 min
+#
+# For every row of `W_dec` `[d_sae, d_in]`, return `(cos, idx)`, each `[d_sae]`: the largest cosine similarity
+# to a row of a *different* expert (expert $e$ owns rows $e \cdot d_{expert}$ to $(e+1) \cdot d_{expert} - 1$), and
+# that row's index. Compare directions, not lengths; keep the sign (a row pointing the opposite way is not a
+# duplicate).
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "nearest_other_expert", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def nearest_other_expert(W_dec: torch.Tensor, n_experts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ### BEGIN SOLUTION
+    unit = torch.nn.functional.normalize(W_dec, dim=-1)
+    sim = unit @ unit.T
+    expert_of = torch.arange(W_dec.shape[0]) // (W_dec.shape[0] // n_experts)
+    sim[expert_of[:, None] == expert_of[None, :]] = -torch.inf  # the row itself and its own expert
+    return sim.max(dim=-1)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `F.normalize(W_dec, dim=-1)` gives unit rows; `unit @ unit.T` is every pair's cosine. Set the pairs that may not
+# count (same expert, which includes the row itself) to `-inf` before the max.
+# </details>
+
+# %% nbgrader={"grade": true, "grade_id": "check_nearest_other_expert", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+checks.check_nearest_other_expert(nearest_other_expert)
+
+# %% [markdown]
+# Your function on every SAE (one `[d_sae, d_sae]` similarity matrix each; the package's `decoder_neighbours`
+# computes the same in chunks, for dictionaries too wide for that), with the package's as a check:
+
+# %% tags=["skip-in-grading"]
+USE_REFERENCE["nearest_other_expert"] = False
 dup_rows = []
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for n_experts in EXPERTS:
-    nn = analysis.decoder_neighbours(saes[n_experts].W_dec, n_experts)
-    dup_rows.append((n_experts, analysis.duplicate_fraction(nn), float(nn.cos_other_expert.mean())))
-    ax.hist(nn.cos_other_expert.numpy(), bins=50, histtype="step", density=True, label=f"E={n_experts}")
+    W_dec = saes[n_experts].W_dec.detach().cpu()
+    if USE_REFERENCE["nearest_other_expert"]:
+        cos = analysis.decoder_neighbours(W_dec, n_experts).cos_other_expert
+    else:
+        cos, _ = nearest_other_expert(W_dec, n_experts)
+        agree = torch.allclose(cos, analysis.decoder_neighbours(W_dec, n_experts).cos_other_expert, atol=1e-5)
+        print(f"E={n_experts:<3} your neighbours {'agree with' if agree else 'DIFFER from (recheck 5.2)'} "
+              "the package's")
+    dup_rows.append((n_experts, float((cos > 0.9).float().mean()), float(cos.mean())))
+    ax.hist(cos.numpy(), bins=50, histtype="step", density=True, label=f"E={n_experts}")
 ax.axvline(0.9, color="k", ls="--", lw=1)
 ax.set(xlabel="cosine to nearest decoder vector in another expert", ylabel="density",
        title="Near-duplicate features across experts")
@@ -166,6 +236,59 @@ for ax, (name, vectors) in zip(axes, [("encoder columns", sae.W_enc.T.detach()),
     ax.set(title=f"{name}, coloured by expert", xlabel="PC 1", ylabel="PC 2")
 fig.suptitle(f"Switch SAE, E={E}: do experts partition the space?")
 fig.tight_layout()
+
+# %% [markdown]
+# A picture is a weak test: two components of a 128-dimensional space can hide clusters or invent them. One number
+# that measures the same thing:
+#
+# ### Exercise 5.3 — do an expert's vectors cluster?
+# > Difficulty ●●○○○ · Importance ●●●○○ · ~15 min
+#
+# For `vectors` `[d_sae, d]` (encoder columns or decoder rows, expert $e$ owning a contiguous block), return the
+# mean cosine similarity between two *different* vectors of the same expert minus the mean cosine between vectors
+# of different experts, as a Python float. Near 0: the vectors ignore the expert split; positive: each expert's
+# vectors point in a shared direction.
+
+# %% nbgrader={"grade": false, "grade_id": "expert_cluster_gap", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def expert_cluster_gap(vectors: torch.Tensor, n_experts: int) -> float:
+    ### BEGIN SOLUTION
+    unit = torch.nn.functional.normalize(vectors, dim=-1)
+    sim = unit @ unit.T
+    expert_of = torch.arange(vectors.shape[0]) // (vectors.shape[0] // n_experts)
+    same = expert_of[:, None] == expert_of[None, :]
+    within = sim[same & ~torch.eye(len(sim), dtype=torch.bool)]
+    return float(within.mean() - sim[~same].mean())
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_expert_cluster_gap", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+checks.check_expert_cluster_gap(expert_cluster_gap)
+
+# %% tags=["skip-in-grading"]
+USE_REFERENCE["expert_cluster_gap"] = False
+gap_fn = analysis.expert_cluster_gap if USE_REFERENCE["expert_cluster_gap"] else expert_cluster_gap
+for n_experts in EXPERTS:
+    sae = saes[n_experts]
+    enc, dec = (gap_fn(v.detach().cpu(), n_experts) for v in (sae.W_enc.T, sae.W_dec))
+    print(f"E={n_experts:<3} within-minus-across cosine: encoder columns {enc:+.3f}   decoder rows {dec:+.3f}")
+
+# %% [markdown]
+# **Question 5.a** The router sends a token to the expert whose router column it aligns with best, after centring by
+# $b_{router}$. Why would that make the *encoder* vectors of one expert share a direction, and why need the
+# *decoder* vectors not?
+
+# %% [markdown] tags=["answer-key"]
+# <details><summary>Answer</summary>
+#
+# An expert only ever sees the tokens routed to it: inputs that lie in one region of the (centred) space. Its
+# encoder columns detect features *of those inputs*, so they inherit the region's common direction; in a sense the
+# encoder has to do the routing's work again inside the expert. The decoder rows write features back into the
+# residual stream, and the same output direction (a frequent token, say) is useful whichever region the input came
+# from, so nothing ties a decoder row to its expert's region. That is also why features get duplicated across
+# experts: two experts whose inputs both need one output direction each learn their own copy of it (section 4).
+# The printed gaps say whether this holds at our scale: compare the encoder and decoder columns, and how both change
+# with E.
+# </details>
 
 # %% [markdown]
 # ## 6 · Top-activating contexts of a few features

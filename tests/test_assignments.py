@@ -18,7 +18,7 @@ from switch_sae_mini.classroom.checks import CheckFailed
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = assignments.source_paths(ROOT / "notebooks")
-WITH_EXERCISES = ["01_dense_sae", "02_topk_sae", "03_switch_sae", "04_flop_matched"]
+WITH_EXERCISES = ["01_dense_sae", "02_topk_sae", "03_switch_sae", "04_flop_matched", "05_feature_analysis"]
 
 
 @pytest.fixture(scope="module")

@@ -279,7 +279,8 @@ def test_the_seed_never_reaches_the_kernel(course, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["01_dense_sae", "02_topk_sae", "03_switch_sae", "04_flop_matched"])
+@pytest.mark.parametrize("name", ["01_dense_sae", "02_topk_sae", "03_switch_sae", "04_flop_matched",
+                                  "05_feature_analysis"])
 def test_every_real_notebook_full_marks_and_under_a_minute(tmp_path, name):
     """The instructor's solutions, put back into the student release, earn full marks with the hidden cases."""
     from switch_sae_mini.classroom.assignments import load_notebook, restore_solutions

@@ -33,6 +33,7 @@ from .geometry import (
                        decoder_neighbours,
                        duplicate_fraction,
                        duplication_stats,
+                       expert_cluster_gap,
                        feature_neighbours,
                        inter_expert_similarity,
                        is_duplicate,
@@ -43,7 +44,7 @@ __all__ = [
     "ContextLookup", "DuplicationStats", "Encoded", "FeatureStats", "FeatureSummary", "InOrderActivations",
     "NearestNeighbours", "Neighbour", "TextRouting", "activation_histogram", "concat_codes", "context_rows",
     "cosine_neighbours", "decoder_neighbours", "domain_profile", "duplicate_fraction", "duplication_stats",
-    "encode_all", "expert_of_feature", "expert_top_features", "feature_activations", "feature_neighbours",
-    "feature_stats", "harvest_in_order", "inter_expert_similarity", "is_duplicate", "logit_effect", "pca_2d",
-    "route_text", "specialisation", "top_activations", "top_tokens_per_expert",
+    "encode_all", "expert_cluster_gap", "expert_of_feature", "expert_top_features", "feature_activations",
+    "feature_neighbours", "feature_stats", "harvest_in_order", "inter_expert_similarity", "is_duplicate",
+    "logit_effect", "pca_2d", "route_text", "specialisation", "top_activations", "top_tokens_per_expert",
 ]

@@ -144,6 +144,23 @@ def inter_expert_similarity(W_dec: Float[Tensor, "d_sae d_in"], n_experts: int) 
 
 
 @torch.no_grad()
+def expert_cluster_gap(vectors: Float[Tensor, "d_sae d"], n_experts: int) -> float:
+    """Mean cosine between two different latents of the same expert minus the mean cosine between latents of
+    different experts: near 0 when the vectors ignore the expert split, larger when each expert's vectors cluster
+    (the paper's t-SNE reading: encoder vectors cluster by expert, decoder vectors intermix)."""
+    if n_experts < 2 or vectors.shape[0] % n_experts:
+        raise ArgumentError(f"expert_cluster_gap needs n_experts >= 2 dividing the {vectors.shape[0]} vectors; "
+                            f"got n_experts={n_experts}.")
+    unit = F.normalize(vectors.float(), dim=-1)
+    sim = unit @ unit.T
+    expert_of = torch.arange(unit.shape[0], device=unit.device) // (unit.shape[0] // n_experts)
+    same = expert_of[:, None] == expert_of[None, :]
+    same.fill_diagonal_(False)  # a vector is not its own neighbour
+    different = expert_of[:, None] != expert_of[None, :]
+    return float(sim[same].mean() - sim[different].mean())
+
+
+@torch.no_grad()
 def pca_2d(vectors: Float[Tensor, "n d"]) -> Float[Tensor, "n 2"]:
     """First two principal components (deterministic; used to plot encoder vs decoder geometry)."""
     centred = vectors.float() - vectors.float().mean(0)

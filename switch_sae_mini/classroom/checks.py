@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 from .exercises import EXERCISES, CheckFailed, judge, run_case
 
-__all__ = ["CheckFailed", "check_adam_update", "check_auxk_loss", "check_encoder_flops", "check_geometric_median",
-           "check_l1_penalty", "check_l1_warmup_scale", "check_load_balance_loss", "check_matched_switch_sizes",
+__all__ = ["CheckFailed", "check_adam_update", "check_auxk_loss", "check_domain_profile", "check_encoder_flops",
+           "check_expert_cluster_gap", "check_geometric_median", "check_l1_penalty", "check_l1_warmup_scale",
+           "check_load_balance_loss", "check_matched_switch_sizes", "check_nearest_other_expert",
            "check_project_decoder_grad", "check_relu_encode", "check_relu_init", "check_relu_sae_loss",
            "check_route", "check_switch_forward", "check_switch_latents", "check_topk_activation",
            "check_topk_sae_forward", "check_training_flops_per_token", "check_update_dead_counter"]
@@ -145,3 +146,18 @@ def check_training_flops_per_token(fn: Callable) -> None:
 def check_matched_switch_sizes(fn: Callable) -> None:
     """fn(d_in, d_sae, n_experts) -> (FLOP-matched d_sae, its params, width-matched d_sae, its params)."""
     _check("matched_switch_sizes", fn)
+
+
+def check_domain_profile(fn: Callable) -> None:
+    """fn(expert_idx [n], domain [n], n_experts, n_domains) -> [E, D]: each expert's domain mix (rows sum to 1)."""
+    _check("domain_profile", fn)
+
+
+def check_nearest_other_expert(fn: Callable) -> None:
+    """fn(W_dec [d_sae, d_in], n_experts) -> (cos [d_sae], idx [d_sae]): nearest decoder row in another expert."""
+    _check("nearest_other_expert", fn)
+
+
+def check_expert_cluster_gap(fn: Callable) -> None:
+    """fn(vectors [d_sae, d], n_experts) -> float: mean within-expert cosine minus mean across-expert cosine."""
+    _check("expert_cluster_gap", fn)

@@ -57,6 +57,10 @@ REFERENCES: dict[str, tuple[str, ...]] = {
                       "switch_sae_mini.flops:training_flops"),
     "training_flops_per_token": ("switch_sae_mini.flops:forward_flops", "switch_sae_mini.flops:training_flops",
                                  "switch_sae_mini.flops:reference_forward_flops"),
+    "domain_profile": ("switch_sae_mini.analysis.experts:domain_profile",),
+    "nearest_other_expert": ("switch_sae_mini.analysis.geometry:cosine_neighbours",
+                             "switch_sae_mini.analysis.geometry:decoder_neighbours"),
+    "expert_cluster_gap": ("switch_sae_mini.analysis.geometry:expert_cluster_gap",),
     "matched_switch_sizes": ("switch_sae_mini.flops:flop_matched", "switch_sae_mini.flops:width_matched",
                              "switch_sae_mini.flops:param_counts"),
 }
