@@ -264,12 +264,44 @@ ssm.plotting.plot_history({f"λ={cfg.l1_coeff}": result.history}, keys=("fvu", "
 # L0 first rises (the L1 penalty is still warming up), then falls as the penalty bites, while FVU keeps dropping.
 # The SAE is trading reconstruction against sparsity, and λ sets the exchange rate.
 #
+# ### Exercise 1.5 — the fraction of variance unexplained
+# > Difficulty ●○○○○ · Importance ●●●●○ · ~10 min
+#
+# Every chapter reads FVU, so write it once yourself: for activations `x` and reconstructions `x_hat`, both
+# `[batch, d_in]`, return $\sum_t \lVert x_t - \hat x_t\rVert^2 / \sum_t \lVert x_t - \bar x\rVert^2$ as a Python
+# float, where $\bar x$ is the mean activation over the batch's tokens (one mean per dimension).
+
+# %% nbgrader={"grade": false, "grade_id": "fvu", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    ### BEGIN SOLUTION
+    return float((x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum())
+    ### END SOLUTION
+
+
+# %% [markdown]
+# <details><summary>Hint</summary>
+#
+# `x.mean(0)` is the `[d_in]` mean over tokens. Why centre at all: chapter 00 showed that the residual stream has a
+# large shared offset; without centring, even predicting that offset alone would look like a good reconstruction.
+# </details>
+
+# %% nbgrader={"grade": true, "grade_id": "check_fvu", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+checks.check_fvu(fvu)
+
+# %% tags=["skip-in-grading"]
+with torch.no_grad():
+    x_eval = held_out[:4096]
+    yours = fvu(x_eval, result.sae(x_eval).x_hat)
+    package = ssm.metrics.fvu(result.sae(x_eval).x_hat, x_eval)
+print(f"held-out FVU of section 4's SAE: yours {yours:.5f}, the package's {package:.5f}")
+
+# %% [markdown]
 # ## 5 · Your own training step
 #
 # `ssm.train` hides two pieces you now write yourself: the optimizer, and the L1 warm-up. Then you train an SAE
 # made entirely of your functions and compare it with the one above.
 #
-# ### Exercise 1.5 — one Adam update
+# ### Exercise 1.6 — one Adam update
 # > Difficulty ●●○○○ · Importance ●●●○○ · ~15 min
 #
 # Adam (Kingma & Ba 2015), the optimizer of the paper's recipe, keeps two running averages per parameter entry:
@@ -322,7 +354,7 @@ checks.check_adam_update(adam_update)
 # </details>
 
 # %% [markdown]
-# ### Exercise 1.6 — the L1 warm-up
+# ### Exercise 1.7 — the L1 warm-up
 # > Difficulty ●○○○○ · Importance ●●○○○ · ~5 min
 #
 # The recipe does not apply the full L1 penalty from the first step: it ramps the coefficient up linearly over the
@@ -347,8 +379,8 @@ checks.check_l1_warmup_scale(l1_warmup_scale)
 # ### Your ReLU SAE, trained
 #
 # `train_learner_relu` (`switch_sae_mini/classroom/relu_parts.py`) is the package's training loop for a ReLU SAE
-# with your six functions in it: your initialisation, your loss (through your encoder and L1 penalty), your
-# warm-up and your Adam. Only gradient clipping and the learning-rate decay of the last 20 % of steps stay the
+# with six of your functions in it: your initialisation, your loss (through your encoder and L1 penalty),
+# your warm-up and your Adam. Only gradient clipping and the learning-rate decay of the last 20 % of steps stay the
 # package's. It trains from the same seed on the same batches as section 4's `result`, so the two should end in
 # the same place: the float32 rounding of two Adam implementations differs, so the weights are not bit-identical,
 # and the tolerance is on the held-out FVU. If one of your exercises still fails its check, set its entry of

@@ -268,6 +268,31 @@ print(f"held-out FVU after {parts_train.n_steps} steps: yours {fvu_yours:.5f}, t
       f"(parts from the package: {[n for n, v in USE_REFERENCE.items() if v] or 'none'})")
 
 # %% [markdown]
+# ### Exercise 3.5 — expert balance
+# > Difficulty ●○○○○ · Importance ●●●○○ · ~5 min
+#
+# The α sweep below reads how evenly the router spreads tokens as one number: the largest expert's share of the
+# tokens times E. Return it as a Python float for `expert_idx` `[batch]`: 1 when every expert gets $1/E$ of the
+# tokens, E when all go to one expert.
+
+# %% nbgrader={"grade": false, "grade_id": "expert_balance", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def expert_balance(expert_idx: torch.Tensor, n_experts: int) -> float:
+    ### BEGIN SOLUTION
+    share = torch.bincount(expert_idx, minlength=n_experts).float() / expert_idx.numel()
+    return float(share.max() * n_experts)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "check_expert_balance", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+checks.check_expert_balance(expert_balance)
+
+# %% tags=["skip-in-grading"]
+with torch.no_grad():
+    routed = yours.sae(held_out[:8192]).expert_idx
+print(f"your Switch SAE's balance on held-out tokens: {expert_balance(routed, N_EXPERTS):.3f} "
+      f"(the package's metric: {ssm.metrics.balance(ssm.metrics.expert_share(routed, N_EXPERTS)):.3f})")
+
+# %% [markdown]
 # The training loss is $\mathrm{MSE}_{per\ element} + \alpha\, \mathcal L_{LB}$; the paper found α = 3 best. Let us
 # sweep α and watch expert balance (max share × E: 1 is perfect, E is total collapse) and dead latents.
 

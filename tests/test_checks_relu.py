@@ -1,4 +1,4 @@
-"""The checks of chapter 01's ReLU SAE exercises (1.2 init, 1.3 encoder, 1.4 loss, 1.5 Adam, 1.6 L1 warm-up): the
+"""The checks of chapter 01's ReLU SAE exercises (1.2 init, 1.3 encoder, 1.4 loss, 1.6 Adam, 1.7 L1 warm-up): the
 right answer passes; a stub, each typical wrong answer, and an answer that calls the package fail with the
 message named here."""
 

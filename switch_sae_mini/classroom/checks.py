@@ -15,11 +15,12 @@ from collections.abc import Callable
 from .exercises import EXERCISES, CheckFailed, judge, run_case
 
 __all__ = ["CheckFailed", "check_adam_update", "check_auxk_loss", "check_domain_profile", "check_encoder_flops",
-           "check_expert_cluster_gap", "check_geometric_median", "check_l1_penalty", "check_l1_warmup_scale",
-           "check_load_balance_loss", "check_matched_switch_sizes", "check_nearest_other_expert",
-           "check_project_decoder_grad", "check_relu_encode", "check_relu_init", "check_relu_sae_loss",
-           "check_route", "check_switch_forward", "check_switch_latents", "check_topk_activation",
-           "check_topk_sae_forward", "check_training_flops_per_token", "check_update_dead_counter"]
+           "check_expert_balance", "check_expert_cluster_gap", "check_fvu", "check_geometric_median",
+           "check_l1_penalty", "check_l1_warmup_scale", "check_load_balance_loss", "check_matched_switch_sizes",
+           "check_nearest_other_expert", "check_project_decoder_grad", "check_relu_encode", "check_relu_init",
+           "check_relu_sae_loss", "check_route", "check_switch_forward", "check_switch_latents",
+           "check_topk_activation", "check_topk_sae_forward", "check_training_flops_per_token",
+           "check_update_dead_counter"]
 
 
 def _check(name: str, fn: Callable) -> None:
@@ -161,3 +162,13 @@ def check_nearest_other_expert(fn: Callable) -> None:
 def check_expert_cluster_gap(fn: Callable) -> None:
     """fn(vectors [d_sae, d], n_experts) -> float: mean within-expert cosine minus mean across-expert cosine."""
     _check("expert_cluster_gap", fn)
+
+
+def check_fvu(fn: Callable) -> None:
+    """fn(x [batch, d_in], x_hat [batch, d_in]) -> float: sum ||x - x_hat||^2 / sum ||x - x.mean(0)||^2."""
+    _check("fvu", fn)
+
+
+def check_expert_balance(fn: Callable) -> None:
+    """fn(expert_idx [batch], n_experts) -> float: the largest expert's share of tokens times E."""
+    _check("expert_balance", fn)

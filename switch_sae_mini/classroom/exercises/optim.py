@@ -14,7 +14,7 @@ def _randint(gen, low, high) -> int:
     return int(torch.randint(low, high, (1,), generator=gen))
 
 
-# 1.5 — adam_update(param, grad, exp_avg, exp_avg_sq, step, lr) -> (param, exp_avg, exp_avg_sq), step counted from 1
+# 1.6 — adam_update(param, grad, exp_avg, exp_avg_sq, step, lr) -> (param, exp_avg, exp_avg_sq), step counted from 1
 
 def _adam_reference(param, grad, exp_avg, exp_avg_sq, step, lr):
     exp_avg = BETA1 * exp_avg + (1 - BETA1) * grad
@@ -90,7 +90,7 @@ ADAM_UPDATE = Exercise(
     diagnose=_adam_diagnose)
 
 
-# 1.6 — l1_warmup_scale(step, n_steps, warmup_frac) -> the factor on l1_coeff at 0-based `step`
+# 1.7 — l1_warmup_scale(step, n_steps, warmup_frac) -> the factor on l1_coeff at 0-based `step`
 
 def _warmup_reference(step, n_steps, warmup_frac):
     """training/step.py's l1_scale, written out (tests/test_checks_relu.py shows that the two agree)."""
