@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # pip on our machines prints one warning per package for empty local index folders; hide only those lines.
 PIP_NOISE := is ignored: it is neither a file nor a directory
 
-.PHONY: lab test unit notebooks sync-notebooks assignments bench bench-peers setup clean-venv
+.PHONY: lab test unit notebooks sync-notebooks assignments self-study bench bench-peers setup clean-venv
 
 setup: $(STAMP)
 
@@ -51,6 +51,10 @@ assignments: $(STAMP)
 	$(BIN)/python -m pip wheel --disable-pip-version-check -q --no-deps --no-build-isolation -w release . 2>&1 \
 		| { grep -v "$(PIP_NOISE)" || true; }
 	@ls release/*.whl
+
+# Self-study versions (stubs, each solution collapsed after its check): for learners alone, never a graded course.
+self-study: $(STAMP)
+	$(BIN)/python -m switch_sae_mini assignments --self-study --out self-study
 
 # Training-step throughput (README "Speed"): python -m switch_sae_mini bench; not part of `make test`.
 # Adds SAELens and sparsify to the same run when `make bench-peers` has built their virtualenv.

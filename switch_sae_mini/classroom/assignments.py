@@ -14,6 +14,7 @@ instructor's secret seed and hidden-cases file, passed to ``python -m switch_sae
 
     python -m switch_sae_mini assignments --out release            # what `make assignments` runs
     python -m switch_sae_mini assignments --nbgrader-source course  # course/source/NN_name/NN_name.ipynb
+    python -m switch_sae_mini assignments --self-study --out self-study  # classroom/self_study.py
 """
 
 from __future__ import annotations
@@ -256,6 +257,9 @@ def run(args) -> None:
             return
         if args.nbgrader_source:
             paths = write_nbgrader_source(args.nbgrader_source, args.source_dir)
+        elif getattr(args, "self_study", False):
+            from .self_study import write_self_study
+            paths = write_self_study(args.out if args.out != "release" else "self-study", args.source_dir)
         else:
             paths = write_release(args.out, args.source_dir)
     except AssignmentError as exc:

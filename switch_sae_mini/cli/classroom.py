@@ -29,6 +29,9 @@ def register(sub) -> None:
     a.add_argument("--nbgrader-source", metavar="COURSE_DIR",
                    help="instead, write COURSE_DIR/source/NN_name/NN_name.ipynb (hidden checks inlined)")
     a.add_argument("--table", action="store_true", help="print the exercise table of docs/teaching.md")
+    a.add_argument("--self-study", action="store_true",
+                   help="instead, write self-study versions to --out: stubs plus each solution, collapsed "
+                        "(never for a graded course)")
     a.set_defaults(run=_assignments)
 
     g = sub.add_parser("grade", help="grade a submitted notebook, or a folder of them, in a sandboxed kernel")
