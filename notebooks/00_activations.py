@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -25,7 +25,7 @@
 # **Prerequisites:** Python and PyTorch basics; what a transformer's residual stream is.
 #
 # **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.3 min · default 0.7 min.
+# order from an empty course cache): FAST 0.2 min · default 0.6 min.
 # On one GPU with `MODEL = "gpt2"`: ≈ 1 min (estimate).
 
 # %% [markdown]

@@ -25,7 +25,7 @@
 # **Prerequisites:** 00 (the residual stream and the activation buffer); PyTorch basics.
 #
 # **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.3 min · default 6.2 min.
+# order from an empty course cache): FAST 0.4 min · default 7.6 min.
 # It fills the course cache with the activations and the ReLU sweep that chapter 02 reads back.
 # On one GPU with `MODEL = "gpt2"`: ≈ 2 min (estimate).
 
@@ -349,8 +349,10 @@ checks.check_adam_update(adam_update)
 # $\mathrm{lr}\cdot g/(|g| + \varepsilon) \approx \mathrm{lr}\cdot\mathrm{sign}(g)$: every entry with a non-negligible
 # gradient moves by about lr, whether its gradient is $10^{-6}$ or $10^{3}$. Multiplying the loss by $c$ multiplies
 # $g$ and $m$ by $c$ and $\sqrt v$ by $c$, so the update is unchanged (up to $\varepsilon$). That is why dividing
-# both loss terms by $d_{in}$ leaves training as it was: only the meaning of the coefficients changes, and the
-# package keeps the paper's. lr is a step size in parameter units, not a multiplier of the loss.
+# both loss terms by $d_{in}$ changes Adam's steps so little: only the meaning of the coefficients changes, and the
+# package keeps the paper's. (One exception in our recipe: gradient clipping at norm 1.0 has its threshold in
+# gradient units, so a rescaled loss changes when clipping binds.) lr is a step size in parameter units, not a
+# multiplier of the loss.
 # </details>
 
 # %% [markdown]

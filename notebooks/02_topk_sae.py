@@ -25,7 +25,7 @@
 # **Prerequisites:** 01 (ReLU SAE, FVU, L0, dead latents).
 #
 # **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.3 min · default 3.1 min.
+# order from an empty course cache): FAST 0.3 min · default 3.5 min.
 # Chapter 01's activations and ReLU sweep come from the course cache; on its own (`--alone`) the chapter
 # trains them too: default 8.5 min.
 # On one GPU with `MODEL = "gpt2"`: ≈ 2 min (estimate).
@@ -391,9 +391,10 @@ checks.check_update_dead_counter(update_dead_counter)
 # %% [markdown]
 # ### Your TopK SAE, trained
 #
-# `learner_topk_sae` (`switch_sae_mini/classroom/topk_parts.py`) is a TopK SAE whose every hook is one of your six
-# functions: `b_dec` starts at your geometric median, the forward pass is yours (through your TopK activation),
-# and so are AuxK, the decoder-gradient projection and the dead-latent counter. `ssm.train` trains it; the
+# `learner_topk_sae` (`switch_sae_mini/classroom/topk_parts.py`) is a TopK SAE in which every step this chapter's
+# exercises cover runs one of your six functions: `b_dec` starts at your geometric median, the forward pass is yours
+# (through your TopK activation), and so are AuxK, the decoder-gradient projection and the dead-latent counter. The
+# weight initialisation, the decoder renormalisation and Adam stay the package's. `ssm.train` trains it; the
 # package's TopK SAE then trains from the same seed on the same batches (section 8's smallest k, for a third of
 # the steps). If one of your exercises still fails its check, set its entry of `USE_REFERENCE` to `True`: the
 # package's version stands in for it and the rest is still yours.

@@ -25,7 +25,7 @@
 # **Prerequisites:** 02 (TopK), 03 (Switch SAE, load balancing).
 #
 # **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.7 min · default 7.9 min.
+# order from an empty course cache): FAST 0.5 min · default 7.2 min.
 # On its own it also harvests the activations that chapter 01 caches (51 s at default sizes).
 # On one GPU with `MODEL = "gpt2"`: ≈ 30 min (estimate).
 
@@ -286,6 +286,23 @@ wm_losses = [results[(kind, e, k)]["mse_summed"] > results[("TopK", 1, k)]["mse_
              for (kind, e, k) in results if kind == "width-matched"]
 print(f"Width-matched Switch reconstructs worse than TopK in {sum(wm_losses)}/{len(wm_losses)} comparisons "
       f"(paper: all of them, at 1/E of the encoder FLOPs).")
+
+# %% [markdown]
+# **Question 4.b** A width-matched Switch SAE has as many latents as the TopK SAE it is compared with, and every
+# token still gets k of them. Why does it reconstruct worse? What does it buy in exchange, and by how much at
+# E = 8?
+
+# %% [markdown] tags=["answer-key"]
+# <details><summary>Answer</summary>
+#
+# Each token chooses its k latents from its own expert's $d_{sae}/E$ only, not from all $d_{sae}$: its effective
+# dictionary is E times narrower, and a narrower dictionary reconstructs worse at the same k (chapter 02's wider
+# SAEs do better). On top of that, features useful to several experts' tokens are learned once per expert
+# (chapter 05's duplicates), so the distinct directions are fewer than $d_{sae}$. What it buys is compute: the
+# routed encoder costs $2\,d_{in}\,d_{sae}/E$ per token plus the router's $2\,d_{in}E$; at the paper's size and
+# E = 8 the ledger above gives 14.34 against 113.39 training MFLOP per token, about 8 times less. The paper's point is
+# that this trade is worth it when the saved FLOPs buy width (the FLOP-matched row).
+# </details>
 
 # %% [markdown]
 # ## 7 · Wall-clock per step next to the ledger

@@ -28,7 +28,7 @@
 # **Prerequisites:** 03 (Switch SAEs); 04 helps.
 #
 # **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.2 min · default 1.7 min.
+# order from an empty course cache): FAST 0.2 min · default 1.6 min.
 # On its own it also harvests the activations that chapter 01 caches (51 s at default sizes).
 # On one GPU with `MODEL = "gpt2"`: ≈ 3 min (estimate).
 
@@ -211,6 +211,25 @@ ax.set(xlabel="cosine to nearest decoder vector in another expert", ylabel="dens
 ax.legend()
 for n_experts, frac, mean_cos in dup_rows:
     print(f"E={n_experts:<3} duplicates (cos > 0.9) {frac:6.2%}   mean nearest-neighbour cosine {mean_cos:.3f}")
+
+# %% [markdown]
+# **Question 5.b** A duplicate fraction by itself proves little: a wide dictionary can hold near-parallel rows for
+# reasons that have nothing to do with routing. Design a control that tells the two apart, using only what this
+# chapter already computes. Which result would say that routing causes the duplicates?
+
+# %% [markdown] tags=["answer-key"]
+# <details><summary>Answer</summary>
+#
+# Run the same measurement on a TopK SAE of the same total width, data and steps, split into E contiguous "pseudo
+# experts" that no router ever chose (its rows are trained together, so the split means nothing), and on a random
+# dictionary of the same shape (the chance level of the cosine at this $d_{in}$). If routing causes duplication,
+# the Switch SAE's fraction of rows with a neighbour above 0.9 in another expert is clearly above both controls and
+# grows with E, while the TopK SAE's pseudo-expert fraction does not depend on E (any split of one dictionary finds
+# the same pairs). If the Switch SAE sits at the TopK level, the near-duplicates are a property of wide dictionaries,
+# not of experts. (Mudide et al.'s appendix uses the first control for its inter-expert similarity matrices: a
+# TopK decoder split into E contiguous blocks, "arbitrary experts". At our scale, read section 4's numbers with
+# that in mind.)
+# </details>
 
 # %%
 sim = analysis.inter_expert_similarity(saes[E].W_dec, E)

@@ -52,9 +52,10 @@ def test_training_flops_per_token(wrong, message):
     (lambda *a: own_sizes(*a, swap=True), "regimes are swapped"),
     (lambda d_in, d_sae, e: own_sizes(d_in, d_sae, e, flop_total=d_sae), "E x d_sae"),
     (lambda *a: own_sizes(*a, bias="topk"), "no encoder bias"),
+    (lambda *a: own_sizes(*a)[:1] + own_sizes(*a, bias="topk")[1:2] + own_sizes(*a)[2:], "no encoder bias"),
     (lambda *a: own_sizes(*a, bias="none"), "Count the biases and the router"),
     (lambda *a: own_sizes(*a)[:2], "Return a tuple"),
-], ids=["stub", "swapped", "flop-not-wider", "topk-biases", "weights-only", "pair"])
+], ids=["stub", "swapped", "flop-not-wider", "topk-biases", "topk-biases-flop-only", "weights-only", "pair"])
 def test_matched_switch_sizes(wrong, message):
     checks.check_matched_switch_sizes(own_sizes)
     with pytest.raises(CheckFailed, match=message):

@@ -146,6 +146,22 @@ def test_adam_update(wrong, message):
     _rejects(checks.check_adam_update, wrong, message)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_random_adam_case_sees_what_the_visible_step_one_case_sees(seed):
+    """The comparison is on the update (relative to the step), and the random later-step case has tiny moments
+    where eps matters: the grader's hidden part rejects these answers on its own."""
+    ex = EXERCISES["adam_update"]
+    [case] = ex.random_cases(torch.Generator().manual_seed(seed))
+    assert judge(ex, case, run_case(ex, own_adam, case)) is None
+    for flags in ({"correct": False}, {"eps_inside": True}, {"eps": 0.0}, {"sign": 1.0}):
+        wrong = lambda *a, f=flags: own_adam(*a, **f)  # noqa: E731
+        assert judge(ex, case, run_case(ex, wrong, case)) is not None, flags
+
+
+def test_a_loss_of_shape_one_is_told_to_be_0_d():
+    _rejects(checks.check_relu_sae_loss, lambda *a: tuple(t.reshape(1) for t in own_loss(*a)), "0-d scalar")
+
+
 def test_adam_update_matches_torch_adam():
     p = torch.randn(7, 3, requires_grad=True)
     opt = torch.optim.Adam([p], lr=1e-2)

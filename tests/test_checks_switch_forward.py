@@ -58,14 +58,31 @@ def test_switch_forward(wrong, message):
         checks.check_switch_forward(wrong)
 
 
-def test_the_cases_plant_an_unused_expert_and_a_silent_token():
+@pytest.mark.parametrize("seed", range(12))
+def test_the_cases_plant_an_unused_expert_and_a_silent_token(seed):
     ex = EXERCISES["switch_forward"]
-    for case in ex.visible_cases() + ex.random_cases(torch.Generator().manual_seed(3)):
+    for case in ex.visible_cases() + ex.random_cases(torch.Generator().manual_seed(seed)):
         x, W_enc, W_dec, b_dec, W_router, b_router, n_experts, k = case.args
         routing = package_route(x, W_router, b_router)
-        assert len(set(routing.expert_idx.tolist())) < n_experts, case.label  # some expert gets no token
+        logits = (x - b_router) @ W_router
+        assert (logits.topk(2, dim=-1).values.diff(dim=-1).abs() > 1e-6).all(), case.label  # no routing ties
+        if x.shape[0] > 1:
+            assert len(set(routing.expert_idx.tolist())) < n_experts, case.label  # some expert gets no token
         e0, d_expert = int(routing.expert_idx[0]), W_enc.shape[1] // n_experts
-        assert ((x[0] - b_dec) @ W_enc[:, e0 * d_expert:(e0 + 1) * d_expert]).max() < 0, case.label
+        block_max = ((x[0] - b_dec) @ W_enc[:, e0 * d_expert:(e0 + 1) * d_expert]).max()
+        if case.label == "a batch of one":  # not planted: its one token has latents, so its gate and offset show
+            assert block_max > 0
+        else:
+            assert block_max < 0, case.label
+
+
+def test_the_batch_of_one_catches_what_it_should():
+    from switch_sae_mini.classroom.exercises import judge, run_case
+    ex = EXERCISES["switch_forward"]
+    [one] = [c for c in ex.random_cases(torch.Generator().manual_seed(0)) if c.label == "a batch of one"]
+    for flags in ({"gate": False}, {"offset": False}, {"detach_gate": True}):
+        wrong = lambda *a, f=flags: own_forward(*a, **f)  # noqa: E731
+        assert judge(ex, one, run_case(ex, wrong, one)) is not None, flags
 
 
 def test_a_wrong_route_is_blamed_first():

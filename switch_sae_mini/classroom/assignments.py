@@ -257,9 +257,6 @@ def run(args) -> None:
             return
         if args.nbgrader_source:
             paths = write_nbgrader_source(args.nbgrader_source, args.source_dir)
-        elif getattr(args, "self_study", False):
-            from .self_study import write_self_study
-            paths = write_self_study(args.out if args.out != "release" else "self-study", args.source_dir)
         else:
             paths = write_release(args.out, args.source_dir)
     except AssignmentError as exc:

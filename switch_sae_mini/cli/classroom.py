@@ -10,6 +10,15 @@ from __future__ import annotations
 def _assignments(args) -> int:
     from ..classroom import assignments
 
+    if args.self_study:
+        from ..classroom.self_study import write_self_study
+        try:
+            paths = write_self_study("self-study" if args.out == "release" else args.out, args.source_dir)
+        except assignments.AssignmentError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        for path in paths:
+            print(f"wrote {path}")
+        return 0
     assignments.run(args)
     return 0
 

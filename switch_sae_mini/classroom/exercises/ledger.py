@@ -89,7 +89,7 @@ def _matched_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
     if width_d_sae != d_sae:
         return "Width-matched keeps the total width d_sae (each expert has d_sae / E latents)."
     for got_params, total in ((flop_params, flop_d_sae), (width_params, width_d_sae)):
-        if got_params == 2 * total * d_in + d_in + d_sae:  # the TopK count with b_enc instead of the router
+        if got_params == 2 * total * d_in + d_in + total:  # the TopK count: b_enc instead of the router
             return "A Switch SAE has no encoder bias here; it has a router: W_router (d_in x E) and b_router (d_in)."
         if got_params == 2 * total * d_in:
             return "Count the biases and the router too: b_dec (d_in), W_router (d_in x E), b_router (d_in)."

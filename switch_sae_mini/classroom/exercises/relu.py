@@ -136,8 +136,9 @@ def _loss_variant(x, W_enc, b_enc, W_dec, b_dec, l1_coeff, mse_scale=1.0, l1_sca
 def _loss_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
     loss, mse, l1 = got.outputs
     for name, value in zip(("loss", "mse", "l1"), got.outputs):
-        if value.numel() != 1:
-            return f"{name} must be a scalar (one number for the batch); got shape {tuple(value.shape)}."
+        if value.shape != ():
+            return (f"{name} must be a 0-d scalar tensor (one number for the batch, as .mean() gives); got shape "
+                    f"{tuple(value.shape)}.")
     d_in = case.args[0].shape[-1]
     if not close(mse, exp.outputs[1]):
         if close(mse, _loss_variant(*case.args, mse_scale=d_in)[1]):

@@ -71,9 +71,9 @@ ROUTE = Exercise(
 # 3.2 — switch_latents(x, W_enc, b_dec, W_router, b_router, n_experts, k) -> dense latents [batch, d_sae]
 
 def switch_case(d_in: int, d_sae: int, k: int, n_experts: int, n_tokens: int, gen: torch.Generator,
-                label: str) -> Case:
-    """A SwitchSAE's weights with nonzero biases (so forgetting to centre shows), and token 0 planted so that every
-    pre-activation of its expert is negative (so a missing ReLU shows)."""
+                label: str, plant: bool = True) -> Case:
+    """A SwitchSAE's weights with nonzero biases (so forgetting to centre shows), and (plant=True) token 0 planted so
+    that every pre-activation of its expert is negative (so a missing ReLU shows)."""
     with torch.random.fork_rng(devices=[]):  # the learner's global RNG stream stays as it was
         torch.manual_seed(_randint(gen, 0, 2**31 - 1))
         sae = SwitchSAE(SAEConfig(arch="switch", d_in=d_in, d_sae=d_sae, k=k, n_experts=n_experts))
@@ -83,7 +83,9 @@ def switch_case(d_in: int, d_sae: int, k: int, n_experts: int, n_tokens: int, ge
         sae.b_router.normal_(0, 0.3, generator=gen)
         e0, block = int(_package_route(x[:1], sae.W_router, sae.b_router).expert_idx), d_sae // n_experts
         direction = (x[0] - sae.b_dec) / (x[0] - sae.b_dec).norm()
-        sae.W_enc[:, e0 * block:(e0 + 1) * block] = -direction[:, None] + 0.1 * torch.randn(d_in, block, generator=gen)
+        if plant:
+            sae.W_enc[:, e0 * block:(e0 + 1) * block] = (-direction[:, None]
+                                                         + 0.1 * torch.randn(d_in, block, generator=gen))
     args = tuple(t.detach().clone() for t in (x, sae.W_enc, sae.b_dec, sae.W_router, sae.b_router))
     return Case(args + (n_experts, k), label)
 

@@ -38,15 +38,23 @@ def _reference(x, W_enc, W_dec, b_dec, W_router, b_router, n_experts, k):
     return _grouped(x, W_enc, W_dec, b_dec, W_router, b_router, n_experts, k)
 
 
-def _case(gen, d_in, d_sae, k, n_experts, n_tokens, label):
-    """switch_case's weights (token 0's expert has only negative pre-activations), a unit-norm decoder, and one
-    expert (not token 0's) that receives no token: its router column is the mean of the others, so its logit is
-    never the largest."""
-    x, W_enc, b_dec, W_router, b_router = switch_case(d_in, d_sae, k, n_experts, n_tokens, gen, label).args[:5]
+def _case(gen, d_in, d_sae, k, n_experts, n_tokens, label, plant=True):
+    """switch_case's weights (plant: token 0's expert has only negative pre-activations), a unit-norm decoder, and
+    one expert (not token 0's) that receives no token: its router column is the mean of the others, so its logit
+    is below the largest (strictly, with n_experts >= 3: with two experts it would tie with the other one)."""
+    if n_experts < 3:
+        raise ValueError("switch_forward cases need n_experts >= 3 (one of them is left without tokens).")
+    x, W_enc, b_dec, W_router, b_router = switch_case(d_in, d_sae, k, n_experts, n_tokens, gen, label,
+                                                      plant=plant).args[:5]
     e0 = int(_package_route(x[:1], W_router, b_router).expert_idx)
     empty = (e0 + 1) % n_experts
     others = [e for e in range(n_experts) if e != empty]
     W_router[:, empty] = W_router[:, others].mean(-1)
+    if not plant:  # the opposite of the plant: token 0's expert fires on it, so its gate and offset show
+        d_expert = d_sae // n_experts
+        direction = (x[0] - b_dec) / (x[0] - b_dec).norm()
+        W_enc[:, e0 * d_expert:(e0 + 1) * d_expert] = direction[:, None] + 0.1 * torch.randn(
+            d_in, d_expert, generator=gen)
     W_dec = torch.randn(d_sae, d_in, generator=gen)
     W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
     return Case((x, W_enc, W_dec, b_dec, W_router, b_router, n_experts, k), label, grad_of=(1, 2, 3, 4, 5),
@@ -108,10 +116,11 @@ def _diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 
 
 def _random(gen):
-    n_experts, k = _randint(gen, 2, 6), _randint(gen, 1, 4)
+    n_experts, k = _randint(gen, 3, 7), _randint(gen, 1, 4)
     d_sae = n_experts * _randint(gen, k + 2, 10)
+    # the batch of one is planted the other way: its single token has latents, so a missing gate or offset shows
     return [_case(gen, _randint(gen, 3, 9), d_sae, k, n_experts, _randint(gen, 2, 14), "random sizes"),
-            _case(gen, 4, 3 * (k + 2), k, 3, 1, "a batch of one")]
+            _case(gen, 4, 3 * (k + 2), k, 3, 1, "a batch of one", plant=False)]
 
 
 SWITCH_FORWARD = Exercise(
