@@ -397,11 +397,7 @@ mine = train_learner_relu(cfg, ssm.notebook.shuffled_batches(train_acts, BATCH),
                           relu_init=relu_init, relu_encode=relu_encode, l1_penalty=l1_penalty,
                           relu_sae_loss=relu_sae_loss, adam_update=adam_update, l1_warmup_scale=l1_warmup_scale,
                           use_reference=USE_REFERENCE)
-fvu_mine, fvu_package = (ssm.metrics.evaluate_sae(s, held_out.split(2048))["fvu"] for s in (mine.sae, result.sae))
-gap = abs(fvu_mine - fvu_package)
-print(f"held-out FVU after {STEPS} steps: yours {fvu_mine:.5f}, the package's {fvu_package:.5f}; difference "
-      f"{gap:.1e}, {'within' if gap < 1e-3 else 'OUTSIDE'} the tolerance of 1e-3 "
-      f"(parts from the package: {[n for n, v in USE_REFERENCE.items() if v] or 'none'})")
+gap = ssm.notebook.compare_with_package(mine.sae, result.sae, held_out, STEPS, USE_REFERENCE)
 
 # %% [markdown]
 # ## 6 · The trade-off: sweep λ

@@ -261,11 +261,7 @@ yours = ssm.train(learner_switch_sae(parts_cfg, route=route, switch_forward=swit
                                      load_balance_loss=load_balance_loss, use_reference=USE_REFERENCE),
                   ssm.notebook.shuffled_batches(train_acts, BATCH), parts_train, progress=True)
 package = ssm.notebook.train_once(parts_cfg, train_acts, BATCH, parts_train)
-fvu_yours, fvu_package = (ssm.metrics.evaluate_sae(r.sae, held_out.split(2048))["fvu"] for r in (yours, package))
-gap = abs(fvu_yours - fvu_package)
-print(f"held-out FVU after {parts_train.n_steps} steps: yours {fvu_yours:.5f}, the package's {fvu_package:.5f}; "
-      f"difference {gap:.1e}, {'within' if gap < 1e-3 else 'OUTSIDE'} the tolerance of 1e-3 "
-      f"(parts from the package: {[n for n, v in USE_REFERENCE.items() if v] or 'none'})")
+gap = ssm.notebook.compare_with_package(yours.sae, package.sae, held_out, parts_train.n_steps, USE_REFERENCE)
 
 # %% [markdown]
 # ### Exercise 3.5 — expert balance

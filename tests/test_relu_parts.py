@@ -87,3 +87,12 @@ def test_bad_arguments_are_refused_with_the_fix():
         train_learner_relu(CFG, [], TRAIN, route=relu_encode, **PARTS)
     with pytest.raises(ValueError, match="USE_REFERENCE\\['adam_update'\\] = True"):
         train_learner_relu(CFG, [], TRAIN, **{k: v for k, v in PARTS.items() if k != "adam_update"})
+
+
+def test_the_chapters_comparison_line(package, capsys):
+    gap = ssm.notebook.compare_with_package(_learner().sae, package, ACTS[:4096], TRAIN.n_steps, {"adam_update": True})
+    line = capsys.readouterr().out
+    assert gap < 1e-3 and "within the tolerance of 0.001" in line and "['adam_update']" in line
+    wrong = _learner(relu_init=lambda *a: own_init(*a, norm=1.0)).sae
+    assert ssm.notebook.compare_with_package(wrong, package, ACTS[:4096], 40, {}, tolerance=1e-9) > 1e-9
+    assert "OUTSIDE the tolerance of 1e-09 (parts from the package: none)" in capsys.readouterr().out

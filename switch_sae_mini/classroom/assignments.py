@@ -201,8 +201,8 @@ def restore_solutions(student, instructor):
     return restored
 
 
-def write_release(out_dir: str | Path = "release", source_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
-    """Write out_dir/NN_name.ipynb for every source notebook with exercises; return the written paths."""
+def write_versions(out_dir: str | Path, source_dir: str | Path, version) -> list[Path]:
+    """Write out_dir/NN_name.ipynb = version(nb, name) for every source notebook with exercises; return the paths."""
     import nbformat
 
     out_dir = Path(out_dir)
@@ -213,9 +213,14 @@ def write_release(out_dir: str | Path = "release", source_dir: str | Path = NOTE
         if not find_exercises(nb, name):
             continue
         target = out_dir / f"{name}.ipynb"
-        nbformat.write(student_notebook(nb, name), target)
+        nbformat.write(version(nb, name), target)
         written.append(target)
     return written
+
+
+def write_release(out_dir: str | Path = "release", source_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The student versions: out_dir/NN_name.ipynb for every source notebook with exercises."""
+    return write_versions(out_dir, source_dir, student_notebook)
 
 
 def write_nbgrader_source(course_dir: str | Path, source_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:

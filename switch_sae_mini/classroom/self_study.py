@@ -14,8 +14,8 @@ import copy
 from pathlib import Path
 
 from .assignments import (BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION, METADATA_KEY, NOTEBOOKS_DIR, STUB,
-                          check_markup, find_exercises, is_check_cell, is_solution_cell, load_notebook,
-                          nbgrader_meta, replace_regions, source_paths)
+                          check_markup, is_check_cell, is_solution_cell, nbgrader_meta, replace_regions,
+                          write_versions)
 
 SOLUTION_SUMMARY = "<summary>Solution</summary>"
 SELF_STUDY_NOTE = ("**Self-study version.** Write each exercise in its cell and run the check below it. The reference "
@@ -57,16 +57,4 @@ def self_study_notebook(nb, name: str):
 
 def write_self_study(out_dir: str | Path = "self-study", source_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
     """Write out_dir/NN_name.ipynb for every source notebook with exercises; return the written paths."""
-    import nbformat
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, path in source_paths(source_dir).items():
-        nb = load_notebook(path)
-        if not find_exercises(nb, name):
-            continue
-        target = out_dir / f"{name}.ipynb"
-        nbformat.write(self_study_notebook(nb, name), target)
-        written.append(target)
-    return written
+    return write_versions(out_dir, source_dir, self_study_notebook)
