@@ -101,16 +101,17 @@ def topk_activation(pre_acts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_topk_activation", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-checks.check_topk_activation(topk_activation)
-
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
 # `torch.Tensor.topk(k, dim=-1)` returns a named tuple `(values, indices)`. Apply `torch.relu` first so a row
 # with fewer than k positive entries gives zeros, not negative latents.
 # </details>
-#
+
+# %% nbgrader={"grade": true, "grade_id": "check_topk_activation", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+checks.check_topk_activation(topk_activation)
+
+# %% [markdown]
 # Decoding needs only the $k$ chosen rows of $W_{dec}$: the package uses `F.embedding_bag`, a fused gather-and-sum,
 # instead of multiplying a mostly-zero `[batch, d_sae]` matrix.
 
@@ -152,14 +153,15 @@ def geometric_median(points: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_geometric_median", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-checks.check_geometric_median(geometric_median)
-
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
 # `(points - median).norm(dim=-1)` gives one distance per point; clamp it away from zero before dividing.
 # </details>
+
+# %% nbgrader={"grade": true, "grade_id": "check_geometric_median", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+checks.check_geometric_median(geometric_median)
+
 
 # %%
 batch = train_acts[:BATCH]
@@ -191,16 +193,17 @@ def project_decoder_grad(W_dec: torch.Tensor, grad: torch.Tensor) -> torch.Tenso
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_project_decoder_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-checks.check_project_decoder_grad(project_decoder_grad)
-
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
 # One dot product per row: `(grad * W_dec).sum(dim=-1, keepdim=True)` has shape `[d_sae, 1]`, which broadcasts
 # against `W_dec`.
 # </details>
-#
+
+# %% nbgrader={"grade": true, "grade_id": "check_project_decoder_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+checks.check_project_decoder_grad(project_decoder_grad)
+
+# %% [markdown]
 # Your projection on one real training step, next to the package's in-place version (`sae.project_decoder_grad()`,
 # which `ssm.train` calls before every optimizer step):
 
@@ -263,9 +266,6 @@ def auxk_loss(pre_acts, dead_mask, residual, W_dec, k_aux: int, x) -> torch.Tens
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_auxk_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-checks.check_auxk_loss(auxk_loss)
-
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
@@ -273,7 +273,11 @@ checks.check_auxk_loss(auxk_loss)
 # `[batch, k, d_in]`. Why detach the residual: AuxK should teach the dead latents to explain what the live ones
 # missed, not pull the live ones' reconstruction towards it.
 # </details>
-#
+
+# %% nbgrader={"grade": true, "grade_id": "check_auxk_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+checks.check_auxk_loss(auxk_loss)
+
+# %% [markdown]
 # At this small scale few latents die on their own (a few percent), which would make a weak experiment. So we
 # create dead latents on purpose: scale a quarter of the encoder columns by 0.1, so those latents (almost) never
 # reach the top k, then train the same SAE with and without AuxK.

@@ -102,15 +102,16 @@ def route(x: torch.Tensor, W_router: torch.Tensor, b_router: torch.Tensor) -> tu
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_route", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-checks.check_route(route)
-
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
 # Softmax over the experts (`dim=-1`); `probs.max(dim=-1)` returns `(values, indices)` = `(gate, expert_idx)`.
 # </details>
-#
+
+# %% nbgrader={"grade": true, "grade_id": "check_route", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+checks.check_route(route)
+
+# %% [markdown]
 # ## 4 · The expert's latents, scaled by the gate
 #
 # The chosen expert runs a bias-free TopK SAE on the centred input, and its latents are multiplied by the gate
@@ -142,16 +143,17 @@ def switch_latents(x, W_enc, b_dec, W_router, b_router, n_experts: int, k: int) 
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_switch_latents", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-checks.check_switch_latents(switch_latents)
-
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
 # Expert `e` owns columns `e * d_expert : (e + 1) * d_expert` of `W_enc`. TopK gives *local* indices inside the
 # block; add `e * d_expert` to place them.
 # </details>
-#
+
+# %% nbgrader={"grade": true, "grade_id": "check_switch_latents", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+checks.check_switch_latents(switch_latents)
+
+# %% [markdown]
 # ## 5 · Load balancing
 #
 # Nothing in the reconstruction loss stops the router from sending every token to one expert; the other experts
@@ -175,15 +177,16 @@ def load_balance_loss(router_probs: torch.Tensor, expert_idx: torch.Tensor, n_ex
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_load_balance_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-checks.check_load_balance_loss(load_balance_loss)
-
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
 # `torch.bincount(expert_idx, minlength=n_experts)` counts tokens per expert.
 # </details>
-#
+
+# %% nbgrader={"grade": true, "grade_id": "check_load_balance_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+checks.check_load_balance_loss(load_balance_loss)
+
+# %% [markdown]
 # **Question 3.a** $\mathcal L_{LB}$ equals 1 whenever $P$ is uniform, however collapsed the routing $f$ is. So
 # how can minimising it balance the router? Work out $\partial \mathcal L_{LB} / \partial P_i$ and say which
 # experts lose probability under gradient descent.

@@ -88,15 +88,16 @@ def encoder_flops(d_in: int, d_sae: int, n_experts: int) -> int:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "check_encoder_flops", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-checks.check_encoder_flops(encoder_flops)
-
 # %% [markdown]
 # <details><summary>Hint</summary>
 #
 # A `[d_in] @ [d_in, m]` product is m dot products of length d_in: m·d_in multiplies and as many adds.
 # </details>
-#
+
+# %% nbgrader={"grade": true, "grade_id": "check_encoder_flops", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+checks.check_encoder_flops(encoder_flops)
+
+# %% [markdown]
 # The paper's two comparisons, built from a dense TopK config:
 # - **FLOP-matched**: every expert as wide as the dense SAE, so total width $E \times d_{sae}$ at the same encoder
 #   FLOPs per token.

@@ -222,6 +222,18 @@ def test_hidden_case_catches_what_the_visible_one_misses(name, visible, right, w
     assert all("NotImplementedError" in v for v in _judge_hidden(name, _stub))
 
 
+def test_hints_come_before_their_check():
+    """A hint is read before running the check (issue 13): no hint cell directly after a check cell, and every
+    hint sits between its exercise's solution cell and its check."""
+    for name, path in SOURCES.items():
+        cells = load_notebook(path).cells
+        for i, cell in enumerate(cells):
+            if cell.cell_type == "markdown" and "<summary>Hint" in cell.source:
+                assert not is_check_cell(cells[i - 1]), (name, i)
+                later = [c for c in cells[i + 1:] if is_check_cell(c) or is_solution_cell(c)]
+                assert later and is_check_cell(later[0]), (name, i)
+
+
 def test_students_see_no_ci_markers():
     """nbval's ignore-output marker is a cell tag, not a '# NBVAL_...' line in the code students read."""
     for name, path in SOURCES.items():
