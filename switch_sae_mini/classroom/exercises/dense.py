@@ -9,9 +9,7 @@ from ... import flops
 from ...config import SAEConfig
 from ...saes import geometric_median as _package_geometric_median
 from ...saes import topk_activation as _package_topk
-from .spec import Answer, Case, Exercise, close, grads_close
-
-_ONE = torch.tensor(1.0)
+from .spec import Answer, Case, Exercise, ONE, close, grads_close
 
 
 # 1.1 — l1_penalty(latents [batch, d_sae], W_dec [d_sae, d_in]) -> mean over tokens of sum_j f_j ||W_dec[j]||
@@ -23,7 +21,7 @@ def _l1_reference(latents, W_dec):
 def _l1_case(gen, n_tokens, d_sae, d_in, label):
     latents = torch.relu(torch.randn(n_tokens, d_sae, generator=gen))
     W_dec = torch.randn(d_sae, d_in, generator=gen) * torch.linspace(0.2, 3, d_sae)[:, None]
-    return Case((latents, W_dec), label, grad_of=(0, 1), weights=(_ONE,))
+    return Case((latents, W_dec), label, grad_of=(0, 1), weights=(ONE,))
 
 
 def _l1_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:

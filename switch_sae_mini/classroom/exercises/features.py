@@ -11,11 +11,7 @@ import torch.nn.functional as F
 from ...analysis.experts import domain_profile as _package_domain_profile
 from ...analysis.geometry import decoder_neighbours as _package_neighbours
 from ...analysis.geometry import expert_cluster_gap as _package_gap
-from .spec import Answer, Case, Exercise, close
-
-
-def _randint(gen, low, high) -> int:
-    return int(torch.randint(low, high, (1,), generator=gen))
+from .spec import Answer, Case, Exercise, close, randint
 
 
 # 5.1 — domain_profile(expert_idx [n], domain [n], n_experts, n_domains) -> [E, D], rows sum to 1 (0 if unused)
@@ -52,7 +48,7 @@ def _profile_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 DOMAIN_PROFILE = Exercise(
     "domain_profile", ("profile",), ("tensor",), _package_domain_profile,
     visible_cases=lambda: [_profile_case(torch.Generator().manual_seed(41), 40, 4, 3, "visible")],
-    random_cases=lambda gen: [_profile_case(gen, _randint(gen, 1, 60), _randint(gen, 2, 9), _randint(gen, 1, 5),
+    random_cases=lambda gen: [_profile_case(gen, randint(gen, 1, 60), randint(gen, 2, 9), randint(gen, 1, 5),
                                             "random sizes")],
     diagnose=_profile_diagnose)
 
@@ -111,8 +107,8 @@ def _neighbour_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 
 
 def _neighbour_random(gen) -> Case:
-    n_experts = _randint(gen, 2, 6)
-    return _neighbour_case(gen, n_experts * _randint(gen, 2, 6), _randint(gen, 3, 9), n_experts, "random sizes")
+    n_experts = randint(gen, 2, 6)
+    return _neighbour_case(gen, n_experts * randint(gen, 2, 6), randint(gen, 3, 9), n_experts, "random sizes")
 
 
 NEAREST_OTHER_EXPERT = Exercise(
@@ -158,6 +154,6 @@ def _gap_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 EXPERT_CLUSTER_GAP = Exercise(
     "expert_cluster_gap", ("gap",), ("float",), _package_gap,
     visible_cases=lambda: [_gap_case(torch.Generator().manual_seed(43), 3, 4, 6, 0.5, "visible")],
-    random_cases=lambda gen: [_gap_case(gen, _randint(gen, 2, 6), _randint(gen, 2, 7), _randint(gen, 3, 9), 1.0,
+    random_cases=lambda gen: [_gap_case(gen, randint(gen, 2, 6), randint(gen, 2, 7), randint(gen, 3, 9), 1.0,
                                         "random sizes")],
     diagnose=_gap_diagnose)

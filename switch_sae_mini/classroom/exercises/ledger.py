@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .spec import Answer, Case, Exercise
-
-
-def _randint(gen, low, high) -> int:
-    return int(torch.randint(low, high, (1,), generator=gen))
+from .spec import Answer, Case, Exercise, randint
 
 
 def _forward_items(d_in, d_sae, k, n_experts, dense_decoder=False, masked=False):
@@ -51,8 +47,8 @@ def _training_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 
 
 def _training_random(gen):
-    n_experts = 2 ** _randint(gen, 1, 6)
-    return [Case((64 * _randint(gen, 1, 13), 256 * n_experts * _randint(gen, 1, 5), 2 ** _randint(gen, 2, 7),
+    n_experts = 2 ** randint(gen, 1, 6)
+    return [Case((64 * randint(gen, 1, 13), 256 * n_experts * randint(gen, 1, 5), 2 ** randint(gen, 2, 7),
                   n_experts), "random sizes"),
             Case((96, 3072, 16, 1), "a single expert (plain TopK)")]
 
@@ -101,7 +97,7 @@ MATCHED_SIZES = Exercise(
     "matched_switch_sizes", ("flop_matched_d_sae", "flop_matched_params", "width_matched_d_sae",
                              "width_matched_params"), ("int",) * 4, _matched_reference,
     visible_cases=lambda: [Case((768, 24576, 8), "visible"), Case((128, 1024, 4), "visible")],
-    random_cases=lambda gen: [Case((64 * _randint(gen, 1, 13), 128 * _randint(gen, 1, 9), 2 ** _randint(gen, 1, 7)),
+    random_cases=lambda gen: [Case((64 * randint(gen, 1, 13), 128 * randint(gen, 1, 9), 2 ** randint(gen, 1, 7)),
                                    "random sizes")],
     diagnose=_matched_diagnose)
 

@@ -6,11 +6,7 @@ from __future__ import annotations
 import torch
 
 from ...saes import metrics as _metrics
-from .spec import Answer, Case, Exercise
-
-
-def _randint(gen, low, high) -> int:
-    return int(torch.randint(low, high, (1,), generator=gen))
+from .spec import Answer, Case, Exercise, randint
 
 
 # 1.5 — fvu(x [batch, d_in], x_hat [batch, d_in]) -> sum ||x - x_hat||^2 / sum ||x - mean_t x||^2
@@ -54,7 +50,7 @@ def _fvu_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 FVU = Exercise(
     "fvu", ("fvu",), ("float",), _fvu_reference,
     visible_cases=lambda: [_fvu_case(torch.Generator().manual_seed(51), 20, 6, "visible")],
-    random_cases=lambda gen: [_fvu_case(gen, _randint(gen, 2, 40), _randint(gen, 2, 10), "random sizes")],
+    random_cases=lambda gen: [_fvu_case(gen, randint(gen, 2, 40), randint(gen, 2, 10), "random sizes")],
     diagnose=_fvu_diagnose)
 
 
@@ -92,6 +88,6 @@ def _balance_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 EXPERT_BALANCE = Exercise(
     "expert_balance", ("balance",), ("float",), _balance_reference,
     visible_cases=lambda: [_balance_case(torch.Generator().manual_seed(52), 40, 4, "visible")],
-    random_cases=lambda gen: [_balance_case(gen, _randint(gen, 1, 60), _randint(gen, 2, 9), "random sizes"),
+    random_cases=lambda gen: [_balance_case(gen, randint(gen, 1, 60), randint(gen, 2, 9), "random sizes"),
                               Case((torch.full((7,), 2), 5), "every token to one expert")],
     diagnose=_balance_diagnose)

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from .spec import Answer, Case, Exercise, close
+from .spec import Answer, Case, Exercise, close, randint
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
-
-
-def _randint(gen, low, high) -> int:
-    return int(torch.randint(low, high, (1,), generator=gen))
 
 
 # 1.6 — adam_update(param, grad, exp_avg, exp_avg_sq, step, lr) -> (param, exp_avg, exp_avg_sq), step counted from 1
@@ -95,7 +91,7 @@ ADAM_UPDATE = Exercise(
     "adam_update", ("param", "exp_avg", "exp_avg_sq"), ("tensor",) * 3, _adam_reference,
     visible_cases=lambda: [_adam_case(torch.Generator().manual_seed(13), (4, 6), 1, 1e-2, "the first step"),
                            _adam_case(torch.Generator().manual_seed(14), (5,), 7, 3e-3, "a later step")],
-    random_cases=lambda gen: [_adam_case(gen, (_randint(gen, 1, 9), _randint(gen, 1, 9)), _randint(gen, 2, 500),
+    random_cases=lambda gen: [_adam_case(gen, (randint(gen, 1, 9), randint(gen, 1, 9)), randint(gen, 2, 500),
                                          1e-3, "random sizes and step")],
     diagnose=_adam_diagnose)
 
@@ -133,8 +129,8 @@ def _warmup_cases(pairs, label):
 
 
 def _warmup_random(gen):
-    n_steps = _randint(gen, 20, 3000)
-    steps = [0, _randint(gen, 1, n_steps // 20 + 1), _randint(gen, n_steps // 10, n_steps)]
+    n_steps = randint(gen, 20, 3000)
+    steps = [0, randint(gen, 1, n_steps // 20 + 1), randint(gen, n_steps // 10, n_steps)]
     return (_warmup_cases([(s, n_steps, 0.05) for s in steps], "random step counts")
             + _warmup_cases([(3, n_steps, 0.0)], "no warm-up"))
 

@@ -6,13 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .spec import Answer, Case, Exercise, close, grads_close
-
-_ONE = torch.tensor(1.0)
-
-
-def _randint(gen, low, high) -> int:
-    return int(torch.randint(low, high, (1,), generator=gen))
+from .spec import Answer, Case, Exercise, ONE, close, grads_close, randint
 
 
 # 1.2 — relu_init(d_in, d_sae, seed) -> (W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in])
@@ -53,7 +47,7 @@ def _init_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 RELU_INIT = Exercise(
     "relu_init", ("W_enc", "b_enc", "W_dec", "b_dec"), ("tensor",) * 4, _init_reference,
     visible_cases=lambda: [Case((6, 10, 0), "visible")],
-    random_cases=lambda gen: [Case((_randint(gen, 2, 9), _randint(gen, 3, 20), _randint(gen, 0, 10_000)),
+    random_cases=lambda gen: [Case((randint(gen, 2, 9), randint(gen, 3, 20), randint(gen, 0, 10_000)),
                                    "random sizes and seed")],
     diagnose=_init_diagnose)
 
@@ -97,7 +91,7 @@ def _encode_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 RELU_ENCODE = Exercise(
     "relu_encode", ("latents",), ("tensor",), _encode_reference,
     visible_cases=lambda: [_encode_case(torch.Generator().manual_seed(11), 5, 4, 9, "visible")],
-    random_cases=lambda gen: [_encode_case(gen, _randint(gen, 2, 9), _randint(gen, 2, 7), _randint(gen, 3, 17),
+    random_cases=lambda gen: [_encode_case(gen, randint(gen, 2, 9), randint(gen, 2, 7), randint(gen, 3, 17),
                                            "random sizes"),
                               _encode_case(gen, 1, 3, 5, "a batch of one whose pre-activations are all negative")],
     diagnose=_encode_diagnose)
@@ -120,7 +114,7 @@ def _loss_case(gen, n_tokens, d_in, d_sae, l1_coeff, label):
     W_dec = torch.randn(d_sae, d_in, generator=gen) * torch.linspace(0.2, 2, d_sae)[:, None]
     b_dec = torch.randn(d_in, generator=gen)  # nonzero, so a decoder without b_dec shows
     return Case((x, W_enc, b_enc, W_dec, b_dec, l1_coeff), label, grad_of=(1, 2, 3, 4),
-                weights=(_ONE, None, None))
+                weights=(ONE, None, None))
 
 
 def _loss_variant(x, W_enc, b_enc, W_dec, b_dec, l1_coeff, mse_scale=1.0, l1_scale=1.0, plain=False,
@@ -164,6 +158,6 @@ def _loss_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 RELU_SAE_LOSS = Exercise(
     "relu_sae_loss", ("loss", "mse", "l1"), ("tensor",) * 3, _loss_reference,
     visible_cases=lambda: [_loss_case(torch.Generator().manual_seed(12), 6, 5, 12, 4.0, "visible")],
-    random_cases=lambda gen: [_loss_case(gen, _randint(gen, 1, 9), _randint(gen, 2, 8), _randint(gen, 3, 20),
-                                         float(_randint(gen, 1, 30)), "random sizes")],
+    random_cases=lambda gen: [_loss_case(gen, randint(gen, 1, 9), randint(gen, 2, 8), randint(gen, 3, 20),
+                                         float(randint(gen, 1, 30)), "random sizes")],
     diagnose=_loss_diagnose, depends_on=("relu_encode", "l1_penalty"))

@@ -145,6 +145,19 @@ def run_case(ex: Exercise, fn: Callable, case: Case, guard: bool = True) -> Answ
                   tuple(None if g is None else _plain(g) for g in grads))
 
 
+ONE = torch.tensor(1.0)  # the weight of a scalar output whose gradient a case checks
+
+
+def randint(gen: torch.Generator, low: int, high: int) -> int:
+    """One integer in [low, high) from the case generator (the grader's secret seed for random cases)."""
+    return int(torch.randint(low, high, (1,), generator=gen))
+
+
+def dense_codes(values, indices, d_sae: int):
+    """[batch, d_sae] latents from sparse (values, indices) codes, so the order of the k entries does not matter."""
+    return torch.zeros(values.shape[0], d_sae).scatter_add(-1, indices.long(), values.float())
+
+
 def close(a, b, atol: float = 1e-5) -> bool:
     """Same shape and values (a must be a tensor; b the reference)."""
     return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape

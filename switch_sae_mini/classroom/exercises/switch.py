@@ -10,11 +10,7 @@ from ...config import SAEConfig
 from ...saes import SwitchSAE
 from ...saes import load_balance_loss as _package_load_balance_loss
 from ...saes import route as _package_route
-from .spec import Answer, Case, Exercise, close, grads_close
-
-
-def _randint(gen, low, high) -> int:
-    return int(torch.randint(low, high, (1,), generator=gen))
+from .spec import Answer, Case, Exercise, close, grads_close, randint
 
 
 # 3.1 — route(x [batch, d_in], W_router [d_in, E], b_router [d_in]) -> (expert_idx [batch], gate [batch])
@@ -63,7 +59,7 @@ def _route_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 ROUTE = Exercise(
     "route", ("expert_idx", "gate"), ("tensor", "tensor"), _route_reference,
     visible_cases=lambda: [_route_case(torch.Generator().manual_seed(3), 8, 6, 4, "visible")],
-    random_cases=lambda gen: [_route_case(gen, _randint(gen, 1, 12), _randint(gen, 2, 9), _randint(gen, 2, 7),
+    random_cases=lambda gen: [_route_case(gen, randint(gen, 1, 12), randint(gen, 2, 9), randint(gen, 2, 7),
                                           "random sizes")],
     diagnose=_route_diagnose)
 
@@ -75,7 +71,7 @@ def switch_case(d_in: int, d_sae: int, k: int, n_experts: int, n_tokens: int, ge
     """A SwitchSAE's weights with nonzero biases (so forgetting to centre shows), and (plant=True) token 0 planted so
     that every pre-activation of its expert is negative (so a missing ReLU shows)."""
     with torch.random.fork_rng(devices=[]):  # the learner's global RNG stream stays as it was
-        torch.manual_seed(_randint(gen, 0, 2**31 - 1))
+        torch.manual_seed(randint(gen, 0, 2**31 - 1))
         sae = SwitchSAE(SAEConfig(arch="switch", d_in=d_in, d_sae=d_sae, k=k, n_experts=n_experts))
     x = torch.randn(n_tokens, d_in, generator=gen)
     with torch.no_grad():
@@ -132,9 +128,9 @@ def _switch_latents_diagnose(case: Case, got: Answer, exp: Answer) -> str | None
 
 
 def _switch_latents_random(gen):
-    n_experts, k = _randint(gen, 2, 6), _randint(gen, 1, 4)
-    d_sae = n_experts * _randint(gen, k + 2, 12)
-    return [switch_case(_randint(gen, 3, 9), d_sae, k, n_experts, _randint(gen, 1, 12), gen, "random sizes")]
+    n_experts, k = randint(gen, 2, 6), randint(gen, 1, 4)
+    d_sae = n_experts * randint(gen, k + 2, 12)
+    return [switch_case(randint(gen, 3, 9), d_sae, k, n_experts, randint(gen, 1, 12), gen, "random sizes")]
 
 
 SWITCH_LATENTS = Exercise(
@@ -197,5 +193,5 @@ def _uniform_case():
 LOAD_BALANCE_LOSS = Exercise(
     "load_balance_loss", ("loss",), ("tensor",), _package_load_balance_loss,
     visible_cases=lambda: [_balance_case(torch.Generator().manual_seed(4), 50, 4, "visible"), _uniform_case()],
-    random_cases=lambda gen: [_balance_case(gen, _randint(gen, 1, 40), _randint(gen, 2, 8), "random sizes")],
+    random_cases=lambda gen: [_balance_case(gen, randint(gen, 1, 40), randint(gen, 2, 8), "random sizes")],
     diagnose=_balance_diagnose, error_hint=_balance_hint)

@@ -7,12 +7,8 @@ from __future__ import annotations
 import torch
 
 from ...saes import route as _package_route
-from .spec import Answer, Case, Exercise, close, grads_close
+from .spec import Answer, Case, Exercise, close, dense_codes, grads_close, randint
 from .switch import switch_case
-
-
-def _randint(gen, low, high) -> int:
-    return int(torch.randint(low, high, (1,), generator=gen))
 
 
 def _grouped(x, W_enc, W_dec, b_dec, W_router, b_router, n_experts, k, gate=True, centre=True, relu=True,
@@ -61,10 +57,6 @@ def _case(gen, d_in, d_sae, k, n_experts, n_tokens, label, plant=True):
                 weights=(torch.randn(n_tokens, d_in, generator=gen), None, None))
 
 
-def _dense(values, indices, d_sae):
-    return torch.zeros(values.shape[0], d_sae).scatter_add(-1, indices.long(), values.float())
-
-
 def _diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
     x, W_enc, W_dec, b_dec, W_router, b_router, n_experts, k = case.args
     x_hat, values, indices = got.outputs
@@ -77,7 +69,7 @@ def _diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
                 "arguments (d_expert = d_sae // n_experts).")
     if indices.is_floating_point() or (indices < 0).any() or (indices >= d_sae).any():
         return "indices must be integer latent positions in [0, d_sae), the expert's offset included."
-    dense, expected = _dense(values, indices, d_sae), _dense(exp.outputs[1], exp.outputs[2], d_sae)
+    dense, expected = dense_codes(values, indices, d_sae), dense_codes(exp.outputs[1], exp.outputs[2], d_sae)
     if not close(dense, expected):
         for flags, message in [
                 ({"offset": False}, "The indices are local to the expert's block: add e * d_expert so they "
@@ -88,7 +80,7 @@ def _diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
                                   "its values must all be 0."),
                 ({"centre": False}, "Centre the input by b_dec before the expert's encoder: (x - b_dec) @ W_enc."),
         ]:
-            if close(dense, _dense(*_grouped(*case.args, **flags)[1:], d_sae)):
+            if close(dense, dense_codes(*_grouped(*case.args, **flags)[1:], d_sae)):
                 return message
         return ("The latents differ. Per expert e: the tokens routed to e, (x - b_dec) @ its block of W_enc "
                 "columns, ReLU, TopK, times the gate; indices offset by e * d_expert. (This case has an expert "
@@ -116,10 +108,10 @@ def _diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 
 
 def _random(gen):
-    n_experts, k = _randint(gen, 3, 7), _randint(gen, 1, 4)
-    d_sae = n_experts * _randint(gen, k + 2, 10)
+    n_experts, k = randint(gen, 3, 7), randint(gen, 1, 4)
+    d_sae = n_experts * randint(gen, k + 2, 10)
     # the batch of one is planted the other way: its single token has latents, so a missing gate or offset shows
-    return [_case(gen, _randint(gen, 3, 9), d_sae, k, n_experts, _randint(gen, 2, 14), "random sizes"),
+    return [_case(gen, randint(gen, 3, 9), d_sae, k, n_experts, randint(gen, 2, 14), "random sizes"),
             _case(gen, 4, 3 * (k + 2), k, 3, 1, "a batch of one", plant=False)]
 
 

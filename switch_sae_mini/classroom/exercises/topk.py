@@ -7,11 +7,7 @@ from __future__ import annotations
 import torch
 
 from ...saes.topk import auxk_loss as _package_auxk_loss
-from .spec import Answer, Case, Exercise, close, grads_close
-
-
-def _randint(gen, low, high) -> int:
-    return int(torch.randint(low, high, (1,), generator=gen))
+from .spec import Answer, Case, Exercise, close, grads_close, randint
 
 
 # 2.3 — project_decoder_grad(W_dec [d_sae, d_in], grad [d_sae, d_in]) -> grad without its radial part
@@ -51,7 +47,7 @@ def _projection_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 PROJECT_DECODER_GRAD = Exercise(
     "project_decoder_grad", ("grad",), ("tensor",), _projection_reference,
     visible_cases=lambda: [_projection_case(torch.Generator().manual_seed(6), 10, 4, "visible")],
-    random_cases=lambda gen: [_projection_case(gen, _randint(gen, 1, 20), _randint(gen, 2, 9), "random sizes")],
+    random_cases=lambda gen: [_projection_case(gen, randint(gen, 1, 20), randint(gen, 2, 9), "random sizes")],
     diagnose=_projection_diagnose)
 
 
@@ -115,9 +111,9 @@ def _auxk_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 
 
 def _auxk_random(gen):
-    d_sae = _randint(gen, 8, 24)
-    n_dead = _randint(gen, 1, d_sae // 2)
-    return [_auxk_case(gen, _randint(gen, 1, 8), d_sae, _randint(gen, 2, 7), _randint(gen, 1, n_dead + 3), n_dead,
+    d_sae = randint(gen, 8, 24)
+    n_dead = randint(gen, 1, d_sae // 2)
+    return [_auxk_case(gen, randint(gen, 1, 8), d_sae, randint(gen, 2, 7), randint(gen, 1, n_dead + 3), n_dead,
                        "random sizes"),
             _auxk_case(gen, 3, 10, 4, 2, 0, "no dead latent")]
 

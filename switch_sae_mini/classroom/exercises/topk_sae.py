@@ -6,16 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .spec import Answer, Case, Exercise, close, grads_close
-
-
-def _randint(gen, low, high) -> int:
-    return int(torch.randint(low, high, (1,), generator=gen))
-
-
-def _dense(values, indices, d_sae):
-    """[batch, d_sae] latents from sparse codes (so the order of the k entries does not matter)."""
-    return torch.zeros(values.shape[0], d_sae).scatter_add(-1, indices.long(), values.float())
+from .spec import Answer, Case, Exercise, close, dense_codes, grads_close, randint
 
 
 # 2.5 — topk_sae_forward(x, W_enc, b_enc, W_dec, b_dec, k) -> (x_hat [batch, d_in], values, indices [batch, k])
@@ -52,10 +43,11 @@ def _forward_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
         return f"values and indices must have shape [batch, k] = {(x.shape[0], k)}; got {tuple(values.shape)}."
     if indices.is_floating_point() or (indices < 0).any() or (indices >= W_enc.shape[1]).any():
         return "indices must be integer positions of latents in [0, d_sae)."
-    latents_ok = close(_dense(values, indices, W_enc.shape[1]), _dense(*exp.outputs[1:], W_enc.shape[1]))
-    if not latents_ok:
+    d_sae = W_enc.shape[1]
+    latents = dense_codes(values, indices, d_sae)
+    if not close(latents, dense_codes(*exp.outputs[1:], d_sae)):
         uncentred = torch.relu(x @ W_enc + b_enc).topk(k, dim=-1)
-        if close(_dense(values, indices, W_enc.shape[1]), _dense(*uncentred, W_enc.shape[1])):
+        if close(latents, dense_codes(*uncentred, d_sae)):
             return ("Centre the input first: pre-activations are (x - b_dec) @ W_enc + b_enc (the pre-encoder bias; "
                     "this case has a b_dec far from 0).")
         return ("The latents differ: (x - b_dec) @ W_enc + b_enc, then your topk_activation (ReLU, the k largest "
@@ -73,8 +65,8 @@ def _forward_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 TOPK_SAE_FORWARD = Exercise(
     "topk_sae_forward", ("x_hat", "values", "indices"), ("tensor",) * 3, _forward_reference,
     visible_cases=lambda: [_forward_case(torch.Generator().manual_seed(21), 6, 5, 16, 3, "visible")],
-    random_cases=lambda gen: [_forward_case(gen, _randint(gen, 1, 8), _randint(gen, 2, 7), _randint(gen, 6, 20),
-                                            _randint(gen, 1, 5), "random sizes")],
+    random_cases=lambda gen: [_forward_case(gen, randint(gen, 1, 8), randint(gen, 2, 7), randint(gen, 6, 20),
+                                            randint(gen, 1, 5), "random sizes")],
     diagnose=_forward_diagnose, depends_on=("topk_activation",))
 
 
@@ -131,6 +123,6 @@ def _counter_diagnose(case: Case, got: Answer, exp: Answer) -> str | None:
 UPDATE_DEAD_COUNTER = Exercise(
     "update_dead_counter", ("tokens_since_fired", "dead"), ("tensor", "tensor"), _counter_reference,
     visible_cases=lambda: [_counter_case(torch.Generator().manual_seed(22), 12, 5, 3, 20, "visible")],
-    random_cases=lambda gen: [_counter_case(gen, _randint(gen, 6, 30), _randint(gen, 1, 9), _randint(gen, 2, 5),
-                                            _randint(gen, 10, 1000), "random sizes")],
+    random_cases=lambda gen: [_counter_case(gen, randint(gen, 6, 30), randint(gen, 1, 9), randint(gen, 2, 5),
+                                            randint(gen, 10, 1000), "random sizes")],
     diagnose=_counter_diagnose)
