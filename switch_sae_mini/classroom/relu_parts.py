@@ -50,7 +50,6 @@ def train_learner_relu(cfg: SAEConfig, batches: Iterable[Tensor], train_cfg: Tra
                                                        "l1_warmup_scale"))
     # The learner's relu_sae_loss calls relu_encode and l1_penalty by name: the chosen ones (theirs, or the
     # reference) are put there for the length of the run.
-    calls = () if (use_reference or {}).get("relu_sae_loss") else ("relu_encode", "l1_penalty")
     names = ("W_enc", "b_enc", "W_dec", "b_dec")
     params = [t.detach().float().clone().requires_grad_() for t in init(cfg.d_in, cfg.d_sae, train_cfg.seed)]
     moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
@@ -58,7 +57,7 @@ def train_learner_relu(cfg: SAEConfig, batches: Iterable[Tensor], train_cfg: Tra
     batch_iter, losses = iter(batches), []
     bar = _progress(train_cfg.n_steps, 0, progress)
     t0 = time.perf_counter()
-    with substituted(loss_fn, calls, chosen):
+    with substituted(loss_fn, ("relu_encode", "l1_penalty"), chosen):
         for step in range(train_cfg.n_steps):
             x = next(batch_iter).float()
             scale = float(warmup(step, train_cfg.n_steps, train_cfg.l1_warmup))

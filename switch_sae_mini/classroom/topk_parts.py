@@ -32,15 +32,15 @@ PARTS = ("topk_activation", "geometric_median", "project_decoder_grad", "auxk_lo
 class LearnerTopKSAE(TopKSAE):
     """TopKSAE parameters and optimizer hooks; its forward, init and counters are the learner's functions."""
 
-    def __init__(self, cfg: SAEConfig, parts: dict[str, Callable], calls: tuple[str, ...]) -> None:
+    def __init__(self, cfg: SAEConfig, parts: dict[str, Callable]) -> None:
         super().__init__(cfg)
-        self.parts, self.calls = parts, calls
+        self.parts = parts
         self._codes: tuple[Tensor, Tensor] | None = None
 
     def forward(self, x: Tensor) -> ForwardOutput:
         x = check_input(x, self.cfg.d_in, self.W_dec)
         # the learner's forward calls topk_activation by name: the chosen one (theirs or the reference) is put there
-        with substituted(self.parts["topk_sae_forward"], self.calls, self.parts):
+        with substituted(self.parts["topk_sae_forward"], ("topk_activation",), self.parts):
             x_hat, values, indices = self.parts["topk_sae_forward"](x, self.W_enc, self.b_enc, self.W_dec,
                                                                    self.b_dec, self.cfg.k)
         indices = indices.long()
@@ -85,5 +85,4 @@ def learner_topk_sae(cfg: SAEConfig, *, use_reference: dict[str, bool] | None = 
     if cfg.arch != "topk":
         raise InputError(f"learner_topk_sae builds a TopK SAE; got SAEConfig.arch={cfg.arch!r} (use arch='topk').")
     chosen = choose_parts(PARTS, parts, use_reference, "learner_topk_sae")
-    own_forward = not (use_reference or {}).get("topk_sae_forward")
-    return LearnerTopKSAE(cfg, chosen, ("topk_activation",) if own_forward else ())
+    return LearnerTopKSAE(cfg, chosen)
