@@ -111,7 +111,9 @@ def test_honest_submissions_earn_exactly_their_correct_parts(course):
     })
     right = reports["right"]
     assert (right.total, right.max_total) == (7, 7) and all(i.status == "passed" for i in right.items)
-    assert right.sandbox["network"].startswith("isolated")
+    assert right.sandbox["network"].startswith("isolated") and right.sandbox["proc"] == "own"
+    # every file system is read-only but the kernel's own folder and /proc, /sys, /dev
+    assert len(right.sandbox["writable"]) == 4 and "/tmp" in right.sandbox["read_only"], right.sandbox
     # one mistake costs once: switch_latents calls the wrong route, yet is graded with the reference route
     assert _points(reports["wrong_route"]) == {"route": 0, "switch_latents": 3, "load_balance_loss": 2}
     assert "raw logit" not in reports["wrong_route"].items[0].message  # min over the batch: a different mistake

@@ -34,11 +34,13 @@ def grade_many(paths: list[Path], folder: Path | None, jobs: int, progress=None,
     jobs = max(1, min(jobs, len(paths)))
     threads = max(1, (os.cpu_count() or 1) // jobs)
     slots = collections.deque(range(jobs))
+    hide = (*options.pop("also_hide", ()), *([folder] if folder else []))  # no submission sees another
 
     def one(path: Path) -> GradeReport:
         slot = slots.popleft()
         try:
-            report = grade_notebook(path, slot=slot, threads=threads, relative_to=folder, **options)
+            report = grade_notebook(path, slot=slot, threads=threads, relative_to=folder, also_hide=hide,
+                                    **options)
         except (GradingError, AssignmentError) as exc:
             from .report import Flag
             report = GradeReport("?", str(path.relative_to(folder)) if folder else path.name,
@@ -100,6 +102,7 @@ def run(args) -> int:
     try:
         from .grade import secret_seed
         options["seed"] = secret_seed(args.seed_file)
+        options["also_hide"] = (args.seed_file,) if args.seed_file else ()
         if target.is_dir():
             paths = submissions_in(target)
             done = []

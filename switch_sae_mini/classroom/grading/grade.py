@@ -155,9 +155,10 @@ def _score(plan: GradingPlan, markup, outcomes, stopped, reference_use: str) -> 
 def grade_notebook(path: str | Path, source: str | Path | None = None, timeout: float = 300, *,
                    hidden_cases: str | Path | None = None, seed: int | None = None, limits: Limits = Limits(),
                    reference_use: str = "zero", slot: int = 0, threads: int = 1,
-                   relative_to: str | Path | None = None) -> GradeReport:
+                   relative_to: str | Path | None = None, also_hide: tuple = ()) -> GradeReport:
     """Grade one submission. reference_use: "zero" (an exercise using the package's implementation of itself
-    scores 0) or "flag" (reported only)."""
+    scores 0) or "flag" (reported only). also_hide: more instructor files or folders the kernel must not see
+    (the seed file; the class folder, so that one submission cannot read or change another)."""
     if reference_use not in ("zero", "flag"):
         raise GradingError(f"reference_use must be 'zero' or 'flag', got {reference_use!r}.")
     start, path = time.perf_counter(), Path(path)
@@ -173,7 +174,8 @@ def grade_notebook(path: str | Path, source: str | Path | None = None, timeout: 
     hidden = load_hidden_cases(hidden_cases)
     plan = build(submission, instructor, name, markup, secret_seed() if seed is None else seed, hidden,
                  flag_only=reference_use == "flag")
-    hide = hidden_folders([p for p in (source_path, hidden_cases) if p is not None])
+    hide = hidden_folders([p for p in (source_path, hidden_cases) if p is not None]
+                          + [Path(p) / "_" if Path(p).is_dir() else Path(p) for p in also_hide])
     outcomes, stopped, status = asyncio.run(_execute(plan, timeout, slot, limits, hide, threads))
     items, flags = _score(plan, markup, outcomes, stopped, reference_use)
     report = GradeReport(name, str(path.relative_to(relative_to)) if relative_to else path.name, items,

@@ -65,7 +65,9 @@ class GradeReport:
             where = f"{f.exercise}: " if f.exercise else ""
             lines.append(f"flag {f.kind}: {where}{f.detail}" + (" (scored 0)" if f.scored_zero else ""))
         if self.sandbox:
-            lines.append(f"sandbox: network {self.sandbox.get('network')}; user {self.sandbox.get('user')}")
+            box = self.sandbox
+            lines.append(f"sandbox: network {box.get('network')}; user {box.get('user')}; /proc {box.get('proc')}; "
+                         f"writable: {', '.join(box.get('writable', [])) or 'unknown'}")
         return "\n".join(lines)
 
     def feedback(self) -> str:

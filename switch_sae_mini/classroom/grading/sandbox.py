@@ -48,7 +48,11 @@ def kernel_user(slot: int) -> tuple[int, int, str]:
     """(uid, gid, name) the kernel runs as: ssm-grader-<slot> when we are root (created if missing), else us."""
     if os.geteuid() != 0:
         return os.getuid(), os.getgid(), pwd.getpwuid(os.getuid()).pw_name
-    name = f"ssm-grader-{slot}"
+    return unprivileged_user(f"ssm-grader-{slot}")
+
+
+def unprivileged_user(name: str) -> tuple[int, int, str]:
+    """(uid, gid, name) of a system user without a home or a shell, created if missing (needs root)."""
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
