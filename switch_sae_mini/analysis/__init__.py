@@ -10,6 +10,17 @@ from .contexts import (
                        harvest_in_order,
                        route_text,
 )
+from .controls import (
+                       DuplicateRow,
+                       NeighbourShare,
+                       cross_block_cosine,
+                       cross_block_duplicate_fraction,
+                       duplicate_verdict,
+                       duplicates_with_control,
+                       geometry_verdict,
+                       random_blocks,
+                       same_expert_neighbours,
+)
 from .experts import domain_profile, specialisation, top_tokens_per_expert
 from .features import (
                        Encoded,
@@ -38,10 +49,14 @@ from .geometry import (
                        inter_expert_similarity,
                        is_duplicate,
                        pca_2d,
+                       tsne_2d,
 )
 
 __all__ = [
-    "ContextLookup", "DuplicationStats", "Encoded", "FeatureStats", "FeatureSummary", "InOrderActivations",
+    "ContextLookup", "DuplicateRow", "DuplicationStats", "NeighbourShare", "cross_block_cosine",
+    "cross_block_duplicate_fraction",
+    "duplicate_verdict", "duplicates_with_control", "geometry_verdict", "random_blocks", "same_expert_neighbours",
+    "tsne_2d", "Encoded", "FeatureStats", "FeatureSummary", "InOrderActivations",
     "NearestNeighbours", "Neighbour", "TextRouting", "activation_histogram", "concat_codes", "context_rows",
     "cosine_neighbours", "decoder_neighbours", "domain_profile", "duplicate_fraction", "duplication_stats",
     "encode_all", "expert_cluster_gap", "expert_of_feature", "expert_top_features", "feature_activations",

@@ -167,3 +167,19 @@ def pca_2d(vectors: Float[Tensor, "n d"]) -> Float[Tensor, "n 2"]:
     _, _, V = torch.linalg.svd(centred, full_matrices=False)
     proj = centred @ V[:2].T
     return proj * proj[:, :1].sign().sum().sign()  # fix the sign so plots don't flip between runs
+
+
+def tsne_2d(vectors: Float[Tensor, "n d"], perplexity: float = 50.0, seed: int = 0,
+            n_jobs: int = 2) -> Float[Tensor, "n 2"]:
+    """A 2-D t-SNE of `vectors` (openTSNE: faster than scikit-learn's on our machines, scripts/bench_tsne.py),
+    with the paper's perplexity of 50 on the raw vectors (docs/design-notes.md §7), PCA-initialised and seeded, so
+    that a run repeats. The perplexity is lowered for small inputs, as t-SNE needs 3 x perplexity < n."""
+    from openTSNE import TSNE
+
+    n = vectors.shape[0]
+    if n < 4:
+        raise ArgumentError(f"tsne_2d needs at least 4 vectors, got {n}.")
+    points = vectors.detach().float().cpu().numpy()
+    embedding = TSNE(2, perplexity=min(perplexity, (n - 1) / 3), initialization="pca", random_state=seed,
+                     n_jobs=n_jobs, verbose=False).fit(points)
+    return torch.tensor(embedding.tolist(), dtype=torch.float32)  # a TSNEEmbedding (an ndarray subclass)

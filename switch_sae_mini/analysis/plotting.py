@@ -84,3 +84,37 @@ def plot_expert_usage(usage, profile=None, domains: Sequence[str] = (), title: s
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig
+
+
+def plot_duplicates_with_control(rows, threshold: float = 0.9,
+                                 title: str = "Cross-expert duplicates, with controls") -> Figure:
+    """Fraction of latents with a twin (cos > threshold) in another expert against E: the Switch SAEs, a TopK SAE
+    of the same width split into E random blocks, and a random dictionary (analysis.duplicates_with_control)."""
+    fig = _new_figure(figsize=(5.6, 3.4))
+    ax = fig.subplots()
+    experts = [r.n_experts for r in rows]
+    for field, label, style in [("switch", "Switch SAE (experts chosen by the router)", "o-"),
+                                ("topk_blocks", "TopK SAE, latents split into E random blocks", "s--"),
+                                ("random_dictionary", "random dictionary (chance)", "x:")]:
+        ax.plot(experts, [100 * getattr(r, field) for r in rows], style, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(experts, [str(e) for e in experts])
+    ax.set_xlabel("number of experts E")
+    ax.set_ylabel(f"% of latents with a twin (cos > {threshold:g})")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_embeddings(panels: Mapping[str, object], colour, title: str = "", label: str = "expert") -> Figure:
+    """Side-by-side 2-D scatter plots ({panel title: [n, 2] points}), each point coloured by `colour` [n]."""
+    fig = _new_figure(figsize=(5.4 * len(panels), 4.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, xy) in zip(axes, panels.items()):
+        points = ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap="tab20", s=3)
+        ax.set(title=name, xticks=[], yticks=[])
+    fig.colorbar(points, ax=list(axes), label=label)
+    fig.suptitle(title)
+    return fig
