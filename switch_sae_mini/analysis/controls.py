@@ -66,14 +66,14 @@ class DuplicateRow(NamedTuple):
 def duplicates_with_control(switch_decoders: Mapping[int, Tensor], topk_W_dec: Tensor, threshold: float = 0.9,
                             seed: int = 0, draws: int = 3) -> list[DuplicateRow]:
     """One DuplicateRow per E in `switch_decoders` ({E: W_dec}); every decoder must have topk_W_dec's shape."""
+    if not 0.0 < threshold < 1.0:
+        raise ArgumentError(f"threshold must be in (0, 1), got {threshold}.")
     rows = []
     generator = torch.Generator().manual_seed(seed)
     for n_experts, W_dec in sorted(switch_decoders.items()):
         if W_dec.shape != topk_W_dec.shape:
             raise ArgumentError(f"the E={n_experts} decoder has shape {tuple(W_dec.shape)} but the TopK control has "
                                 f"{tuple(topk_W_dec.shape)}: train the control with the same d_sae and d_in.")
-        if not 0.0 < threshold < 1.0:
-            raise ArgumentError(f"threshold must be in (0, 1), got {threshold}.")
         blocks = [cross_block_cosine(topk_W_dec, n_experts, random_blocks(len(topk_W_dec), n_experts, seed + draw))
                   for draw in range(draws)]
         switch = cross_block_cosine(W_dec, n_experts)
