@@ -84,6 +84,22 @@ class SAEConfig(_Config):
     fused: bool = True
     """TopK and Switch: sparse-gradient kernels (kernels.py): encoder and decoder gradients touch only the k active
     latents per token. False runs plain autograd, the reference the kernels are tested against (same values)."""
+    shared_expert: int = 0
+    """Switch only: width of an always-on ("shared") expert that every token uses besides its routed expert; 0 for
+    none. Its latents are the last `shared_expert` of d_sae, after the n_experts routed blocks, so d_sae -
+    shared_expert must split into n_experts blocks. Its gate is 1 and it is not in the router or the
+    load-balancing loss, which count the n_experts routed experts only (as the reference repository's
+    switch1on.py after its fix). docs/design-notes.md §12."""
+    k_shared: int = 0
+    """Switch only: active latents per token from the shared expert, its own TopK beside the routed expert's k,
+    so the L0 is k + k_shared (the reference's switch1on.py took one TopK over both; a separate k keeps each
+    part's L0 fixed). Must be >= 1 with a shared expert and 0 without."""
+    router_top_e: int = 1
+    """Switch only: experts per token (top-e routing, the reference repository's moe.py). k counts in total over
+    the e experts: each chosen expert's latents are scaled by its own softmax probability (not renormalised over
+    the e, so that e = 1 is exactly the Switch SAE; renormalising would make e = 1 the "heaviside" gate) and one
+    TopK of k runs over their union. The load-balancing loss counts each of a token's e choices (f sums to 1).
+    Encoder FLOPs grow by e. docs/design-notes.md §12."""
 
     def __post_init__(self) -> None:
         _check(self.arch in ARCHS, f"SAEConfig.arch must be one of {ARCHS}, got {self.arch!r}.")
@@ -95,14 +111,13 @@ class SAEConfig(_Config):
         if self.arch != "switch":
             _check(self.n_experts == 1, f"SAEConfig.n_experts must be 1 for arch={self.arch!r} "
                                         f"(got {self.n_experts}); use arch='switch' for experts.")
-        _check(self.d_sae % self.n_experts == 0,
-               f"SAEConfig.d_sae ({self.d_sae}) must be divisible by n_experts ({self.n_experts}); "
-               f"pick d_sae as a multiple, e.g. {self.n_experts * max(1, self.d_sae // self.n_experts)}.")
+        self._check_variants()
         if self.arch != "relu":
             _check(_is_int(self.k) and self.k > 0, f"SAEConfig.k must be a positive int, got {self.k!r}.")
-            _check(self.k <= self.d_expert,
+            e = self.router_top_e
+            _check(self.k <= e * self.d_expert,
                    f"SAEConfig.k ({self.k}) is larger than the {'expert ' if self.arch == 'switch' else ''}"
-                   f"width {self.d_expert}; lower k or widen d_sae.")
+                   f"width {self.d_expert}{f' times router_top_e ({e})' if e > 1 else ''}; lower k or widen d_sae.")
         for name in ("l1_coeff", "auxk_coeff", "lb_coeff"):
             value = getattr(self, name)
             _check(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
@@ -116,10 +131,55 @@ class SAEConfig(_Config):
         _check(isinstance(self.routed, bool), f"SAEConfig.routed must be a bool, got {self.routed!r}.")
         _check(isinstance(self.fused, bool), f"SAEConfig.fused must be a bool, got {self.fused!r}.")
 
+    def _check_variants(self) -> None:
+        """The shared expert and top-e routing (Switch only), then the split of the routed latents."""
+        for name in ("shared_expert", "k_shared"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 0, f"SAEConfig.{name} must be an int >= 0, got {value!r}.")
+        _check(_is_int(self.router_top_e) and self.router_top_e >= 1,
+               f"SAEConfig.router_top_e must be an int >= 1, got {self.router_top_e!r}.")
+        if self.arch != "switch":
+            for name, none in (("shared_expert", 0), ("k_shared", 0), ("router_top_e", 1)):
+                _check(getattr(self, name) == none, f"SAEConfig.{name} is for arch='switch' only (got "
+                                                    f"{getattr(self, name)} with arch={self.arch!r}); leave it {none}.")
+        _check(self.router_top_e <= self.n_experts,
+               f"SAEConfig.router_top_e ({self.router_top_e}) exceeds n_experts ({self.n_experts}); lower it.")
+        _check(self.shared_expert < self.d_sae,
+               f"SAEConfig.shared_expert ({self.shared_expert}) must leave routed latents: it is not below d_sae "
+               f"({self.d_sae}); widen d_sae or shrink the shared expert.")
+        routed = self.d_sae - self.shared_expert
+        shared = f" - shared_expert ({self.shared_expert}) = {routed}" if self.shared_expert else ""
+        example = self.shared_expert + self.n_experts * max(1, routed // self.n_experts)
+        _check(routed % self.n_experts == 0,
+               f"SAEConfig.d_sae ({self.d_sae}){shared} must be divisible by n_experts ({self.n_experts}); "
+               f"pick d_sae as a multiple{' plus shared_expert' if self.shared_expert else ''}, e.g. {example}.")
+        if self.shared_expert:
+            _check(1 <= self.k_shared <= self.shared_expert,
+                   f"SAEConfig.k_shared must be in 1..shared_expert ({self.shared_expert}) with a shared expert, "
+                   f"got {self.k_shared}.")
+        else:
+            _check(self.k_shared == 0, f"SAEConfig.k_shared ({self.k_shared}) needs a shared expert: set "
+                                       f"shared_expert > 0 or leave k_shared 0.")
+
     @property
     def d_expert(self) -> int:
-        """Latents per expert (d_sae for non-Switch SAEs)."""
-        return self.d_sae // self.n_experts
+        """Latents per routed expert (d_sae for non-Switch SAEs)."""
+        return (self.d_sae - self.shared_expert) // self.n_experts
+
+    @property
+    def d_routed(self) -> int:
+        """Latents of the routed experts together: d_sae without the shared expert."""
+        return self.d_sae - self.shared_expert
+
+    @property
+    def l0(self) -> int:
+        """Active latents per token, the most a token can have: k (+ k_shared with a shared expert)."""
+        return self.k + self.k_shared if self.arch != "relu" else self.d_sae
+
+    @property
+    def is_plain_switch(self) -> bool:
+        """A Switch SAE without the variants (top-1 routing, no shared expert)."""
+        return self.arch == "switch" and self.shared_expert == 0 and self.router_top_e == 1
 
     @property
     def k_aux(self) -> int:

@@ -19,8 +19,9 @@ def forward_flops(cfg: SAEConfig) -> dict[str, int]:
     d_in, d_sae, k, n_experts = cfg.d_in, cfg.d_sae, cfg.k, cfg.n_experts
     if cfg.arch == "switch":
         router = 2 * d_in * n_experts  # logits W_router (x - b_router): one d_in-dot per expert
-        encoder = 2 * d_in * cfg.d_expert  # only the routed expert's d_expert latents are computed
-        decoder = 2 * k * d_in  # sparse: k decoder rows are summed
+        # only the routed experts' latents are computed (e of them with top-e), plus the shared expert's
+        encoder = 2 * d_in * (cfg.router_top_e * cfg.d_expert + cfg.shared_expert)
+        decoder = 2 * cfg.l0 * d_in  # sparse: k (+ k_shared) decoder rows are summed
     elif cfg.arch == "topk":
         router, encoder, decoder = 0, 2 * d_in * d_sae, 2 * k * d_in
     else:  # relu: every latent may be non-zero, so the decoder is a dense matmul
@@ -71,40 +72,72 @@ def param_counts(cfg: SAEConfig) -> dict[str, int]:
     return _with_total(counts)
 
 
-def flop_matched(cfg_topk: SAEConfig, n_experts: int) -> SAEConfig:
-    """Switch SAE whose experts are each as wide as the dense TopK SAE: d_sae = cfg_topk.d_sae * E
-    (docs/design-notes.md §5).
+def flop_matched(cfg_topk: SAEConfig, n_experts: int, *, router_top_e: int = 1, shared_expert: int = 0,
+                 k_shared: int = 0) -> SAEConfig:
+    """Switch SAE whose per-token encoder is as wide as the dense TopK SAE (docs/design-notes.md §5): plain Switch
+    experts are each cfg_topk.d_sae wide, so d_sae = cfg_topk.d_sae * E.
 
-    Per-token encoder FLOPs equal the TopK SAE's up to the router (+2 d_in E); parameters grow about E x.
+    The variants (docs/design-notes.md §12) keep the per-token computed width at cfg_topk.d_sae: with top-e
+    routing each expert is d_sae / e wide, and a shared expert's width comes out of it, so
+    router_top_e * d_expert + shared_expert = cfg_topk.d_sae. k_shared of the TopK's k go to the shared expert,
+    so the L0 (and the decoder's FLOPs) stay the TopK's. Per-token encoder FLOPs equal the TopK's up to the
+    router (+2 d_in E); parameters grow about E / e x.
     """
     _check_topk(cfg_topk, "flop_matched")
     _check_n_experts(n_experts, "flop_matched")
-    return cfg_topk.replace(arch="switch", d_sae=cfg_topk.d_sae * n_experts, n_experts=n_experts)
+    d_topk = cfg_topk.d_sae
+    per_token = d_topk - _check_shared(cfg_topk, shared_expert, k_shared, "flop_matched")
+    if not isinstance(router_top_e, int) or router_top_e < 1 or per_token % router_top_e:
+        raise ConfigError(f"flop_matched: router_top_e ({router_top_e!r}) must be an int >= 1 dividing "
+                          f"cfg_topk.d_sae - shared_expert ({per_token}), the width its experts share.")
+    d_expert = per_token // router_top_e
+    return cfg_topk.replace(arch="switch", d_sae=d_expert * n_experts + shared_expert, n_experts=n_experts,
+                            k=cfg_topk.k - k_shared, router_top_e=router_top_e, shared_expert=shared_expert,
+                            k_shared=k_shared)
 
 
-def width_matched(cfg_topk: SAEConfig, n_experts: int) -> SAEConfig:
+def width_matched(cfg_topk: SAEConfig, n_experts: int, *, router_top_e: int = 1, shared_expert: int = 0,
+                  k_shared: int = 0) -> SAEConfig:
     """Switch SAE with the dense TopK SAE's total width split into E experts of d_sae / E latents
-    (docs/design-notes.md §5).
+    (docs/design-notes.md §5); a shared expert's width comes out of the total, and k_shared out of k, so the
+    width and the L0 stay the TopK's (docs/design-notes.md §12).
 
-    Parameters are equal up to the router (d_in E + d_in, minus the d_sae encoder bias); encoder FLOPs are E x
-    smaller.
+    Parameters are equal up to the router (d_in E + d_in, minus the d_sae encoder bias); encoder FLOPs are
+    E / e x smaller (top-e computes e experts per token).
     """
     _check_topk(cfg_topk, "width_matched")
     _check_n_experts(n_experts, "width_matched")
-    d_sae, k = cfg_topk.d_sae, cfg_topk.k
-    if d_sae % n_experts:
-        raise ConfigError(f"width_matched: n_experts ({n_experts}) must divide cfg_topk.d_sae ({d_sae}); "
-                          f"choose a divisor of {d_sae} or change d_sae.")
-    if k > d_sae // n_experts:
-        raise ConfigError(f"width_matched: each of the {n_experts} experts would have {d_sae // n_experts} "
-                          f"latents, fewer than cfg_topk.k ({k}); use fewer experts or a smaller k.")
-    return cfg_topk.replace(arch="switch", n_experts=n_experts)
+    d_sae = cfg_topk.d_sae
+    routed = d_sae - _check_shared(cfg_topk, shared_expert, k_shared, "width_matched")
+    k = cfg_topk.k - k_shared
+    if routed % n_experts:
+        raise ConfigError(f"width_matched: n_experts ({n_experts}) must divide cfg_topk.d_sae"
+                          f"{' - shared_expert' if shared_expert else ''} ({routed}); choose a divisor of "
+                          f"{routed} or change d_sae.")
+    if k > router_top_e * (routed // n_experts):
+        raise ConfigError(f"width_matched: each of the {n_experts} experts would have {routed // n_experts} "
+                          f"latents, fewer than {'the routed k' if k_shared else 'cfg_topk.k'} ({k}); use fewer "
+                          f"experts or a smaller k.")
+    return cfg_topk.replace(arch="switch", n_experts=n_experts, k=k, router_top_e=router_top_e,
+                            shared_expert=shared_expert, k_shared=k_shared)
+
+
+def _check_shared(cfg_topk: SAEConfig, shared_expert: int, k_shared: int, fn: str) -> int:
+    """The shared expert's width, once its k_shared fits inside the TopK's k (the rest are routed)."""
+    if shared_expert and not 1 <= k_shared < cfg_topk.k:
+        raise ConfigError(f"{fn}: k_shared ({k_shared!r}) must be in 1..cfg_topk.k - 1 ({cfg_topk.k - 1}): "
+                          f"it is taken out of the TopK's k, and the routed experts need at least one.")
+    if shared_expert and not shared_expert < cfg_topk.d_sae:
+        raise ConfigError(f"{fn}: shared_expert ({shared_expert}) must be below cfg_topk.d_sae "
+                          f"({cfg_topk.d_sae}); the routed experts need latents too.")
+    return shared_expert
 
 
 def ledger_table(cfgs: dict[str, SAEConfig]) -> str:
     """Plain-text table of forward MFLOP per token and parameters, one row per named config.
 
-    "x first" is the total forward FLOPs relative to the first row. (The ratio column of the GPT-2 table in
+    "e" is the experts per token (top-e routing), "shared" the shared expert's width, "L0" the active latents
+    per token. "x first" is the total forward FLOPs relative to the first row. (The ratio column of the GPT-2 table in
     docs/design-notes.md §5 is encoder + router only, without the decoder's 2 k d_in.)
     """
     if not isinstance(cfgs, dict) or not cfgs:
@@ -112,12 +145,14 @@ def ledger_table(cfgs: dict[str, SAEConfig]) -> str:
     for name, cfg in cfgs.items():
         if not isinstance(cfg, SAEConfig):
             raise ArgumentError(f"ledger_table: cfgs[{name!r}] must be an SAEConfig, got {type(cfg).__name__}.")
-    header = ("name", "arch", "d_sae", "E", "router", "encoder", "decoder", "total", "x first", "params")
+    header = ("name", "arch", "d_sae", "E", "e", "shared", "L0", "router", "encoder", "decoder", "total",
+              "x first", "params")
     first_total = forward_flops(next(iter(cfgs.values())))["total"]
     rows = [header]
     for name, cfg in cfgs.items():
         f = forward_flops(cfg)
-        rows.append((str(name), cfg.arch, str(cfg.d_sae), str(cfg.n_experts),
+        rows.append((str(name), cfg.arch, str(cfg.d_sae), str(cfg.n_experts), str(cfg.router_top_e),
+                     str(cfg.shared_expert), str(cfg.l0),
                      *(f"{f[item] / 1e6:.2f}" for item in ITEMS), f"{f['total'] / 1e6:.2f}",
                      f"{f['total'] / first_total:.3f}", f"{param_counts(cfg)['total'] / 1e6:.2f}M"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

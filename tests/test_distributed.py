@@ -40,6 +40,9 @@ CASES = {  # name: (mode, SAEConfig overrides)
     # counters advance by the global 64 tokens per step (a per-rank count of 32 would start it one step later)
     "ddp_topk": ("ddp", dict(arch="topk", d_sae=512, k=2, dead_after_tokens=64)),
     "ddp_switch": ("ddp", dict(arch="switch", n_experts=4)),
+    # the variants (docs/design-notes.md §12): the LB term's global f counts every (token, choice) pair
+    "ddp_switch_shared": ("ddp", dict(arch="switch", n_experts=4, d_sae=80, shared_expert=16, k_shared=2)),
+    "ddp_switch_top2": ("ddp", dict(arch="switch", n_experts=4, router_top_e=2)),
     "expert_switch": ("expert", dict(arch="switch", n_experts=4)),
 }
 

@@ -51,6 +51,7 @@ from .geometry import (
                        pca_2d,
                        tsne_2d,
 )
+from .variants import RoutedDuplicates, SharedExpertUse, routed_duplicates, shared_expert_use, shared_expert_verdict
 
 __all__ = [
     "ContextLookup", "DuplicateRow", "DuplicationStats", "NeighbourShare", "cross_block_cosine",
@@ -62,4 +63,5 @@ __all__ = [
     "encode_all", "expert_cluster_gap", "expert_of_feature", "expert_top_features", "feature_activations",
     "feature_neighbours", "feature_stats", "harvest_in_order", "inter_expert_similarity", "is_duplicate",
     "logit_effect", "pca_2d", "route_text", "specialisation", "top_activations", "top_tokens_per_expert",
+    "RoutedDuplicates", "SharedExpertUse", "routed_duplicates", "shared_expert_use", "shared_expert_verdict",
 ]

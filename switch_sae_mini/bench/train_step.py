@@ -56,7 +56,8 @@ class Result:
 
 
 def variants(shape: str, quick: bool) -> dict[str, SAEConfig]:
-    """Named configs: dense TopK (plain autograd and ours), width-/FLOP-matched Switch, the masked reference."""
+    """Named configs: dense TopK (plain autograd and ours), width-/FLOP-matched Switch (plain, top-2 and with a
+    shared expert), the masked reference."""
     topk = SAEConfig(arch="topk", **SHAPES[shape])
     out = {"TopK, plain autograd": topk.replace(fused=False), "TopK (ours)": topk}
     width_es = (8, 32) if quick else (4, 8, 16, 32, 64)
@@ -66,6 +67,11 @@ def variants(shape: str, quick: bool) -> dict[str, SAEConfig]:
     if not quick:
         for n_experts in (2, 4, 8):
             out[f"Switch FLOP-matched E={n_experts}"] = flop_matched(topk, n_experts)
+        # the variants at the same per-token FLOPs (docs/design-notes.md §12): top-2 experts of half the width,
+        # and a shared expert of a quarter of the width with k/4 of the TopK's k
+        out["Switch top-2 FLOP-matched E=8"] = flop_matched(topk, 8, router_top_e=2)
+        out["Switch + shared expert FLOP-matched E=8"] = flop_matched(topk, 8, shared_expert=topk.d_sae // 4,
+                                                                     k_shared=topk.k // 4)
         out["Switch E=32, masked reference (paper code)"] = width_matched(topk, 32).replace(routed=False,
                                                                                           fused=False)
     return out

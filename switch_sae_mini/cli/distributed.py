@@ -85,7 +85,8 @@ def register(sub) -> None:
                                    "Switch only).")
     p.add_argument("--mode", choices=("ddp", "expert"), default="ddp", help="(default: %(default)s)")
     p.add_argument("--activations", help="[n, d_in] .safetensors/.npy file; default: synthetic ToyData")
-    add_config_flags(p, SAEConfig, ("arch", "d_in", "d_sae", "k", "n_experts", "lb_coeff"), group="SAE (SAEConfig)",
+    add_config_flags(p, SAEConfig, ("arch", "d_in", "d_sae", "k", "n_experts", "lb_coeff", "shared_expert",
+                                    "k_shared", "router_top_e"), group="SAE (SAEConfig)",
                      defaults={"arch": "switch", "n_experts": 8})
     add_config_flags(p, TrainConfig, ("n_steps", "lr", "grad_clip", "seed", "log_every", "checkpoint_every",
                                       "keep_checkpoints"),

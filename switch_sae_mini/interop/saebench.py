@@ -55,7 +55,12 @@ class SAEBenchConfig:
     sae_lens_training_version: str | None = None
     neuronpedia_id: str | None = None
     n_experts: int = 1
-    """Switch only (not read by SAEBench): experts, each owning d_sae / n_experts contiguous latents."""
+    """Switch only (not read by SAEBench): routed experts, each owning (d_sae - shared_expert) / n_experts
+    contiguous latents."""
+    shared_expert: int = 0
+    """Switch only (not read by SAEBench): width of the always-on expert, the last latents (SAEConfig)."""
+    router_top_e: int = 1
+    """Switch only (not read by SAEBench): experts per token (SAEConfig)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,9 +90,10 @@ class SAEBenchSwitchSAE(nn.Module):
         cfg = sae.cfg
         self.cfg = SAEBenchConfig(
             model_name=model_name, d_in=cfg.d_in, d_sae=cfg.d_sae, hook_layer=hook_layer, hook_name=hook_name,
-            context_size=context_size or provenance.get("context_len"), activation_fn_kwargs={"k": cfg.k},
+            context_size=context_size or provenance.get("context_len"), activation_fn_kwargs={"k": cfg.l0},
             prepend_bos=provenance.get("prepend_bos", True), dataset_path=str(provenance.get("source") or ""),
             training_tokens=int(provenance.get("tokens_trained", -100_000)), n_experts=cfg.n_experts,
+            shared_expert=cfg.shared_expert, router_top_e=cfg.router_top_e,
             dtype=str(sae.W_dec.dtype).removeprefix("torch."), device=str(sae.W_dec.device))
 
     # SAEBench reads these as attributes: the wrapped SAE's own tensors

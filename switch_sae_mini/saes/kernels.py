@@ -154,32 +154,21 @@ class _TopKEncode(torch.autograd.Function):
 
 
 class _RoutedTopKEncode(torch.autograd.Function):
-    """Switch experts: token b uses only W_enc's block of expert_idx[b]; TopK inside it; sparse backward."""
+    """Switch experts: token b uses only W_enc's block of expert_idx[b]; TopK inside it; sparse backward. See
+    routed_topk_encode for top-e and the shared expert; a row's indices are distinct (distinct blocks)."""
 
     @staticmethod
-    def forward(ctx, x, b_dec, W_enc, expert_idx, n_experts, k):
+    def forward(ctx, x, b_dec, W_enc, expert_idx, n_experts, k, d_shared, k_shared):
         x_c = x - b_dec
-        d_expert = W_enc.shape[1] // n_experts
-        groups = group_by_expert(expert_idx, n_experts)
-        order = groups.order
-        values = x.new_empty(x.shape[0], k)
-        indices = torch.empty(x.shape[0], k, dtype=torch.int64, device=x.device)
-        if max(groups.counts) * n_experts <= PADDED_LIMIT * x.shape[0]:
-            _padded_expert_topk(x_c, W_enc, expert_idx, groups, k, values, indices)
-            ctx.save_for_backward(x_c, W_enc, values, indices)
-            ctx.mark_non_differentiable(indices)
-            return values, indices
-        buf = _pre_activation_buffer(x.shape[0], d_expert, x)  # every expert's block fits in its first rows
-        start = 0
-        for e, (count, W_e) in enumerate(zip(groups.counts, expert_weights(W_enc, n_experts))):
-            if count == 0:
-                continue
-            rows = order[start:start + count]
-            pre = torch.mm(x_c[rows], W_e, out=buf[:count]) if buf is not None else x_c[rows] @ W_e
-            v, i = _rows_topk(pre, k)
-            values[rows] = v.clamp_(min=0).to(values.dtype)  # autocast gives bf16 pre-activations on CUDA
-            indices[rows] = i + e * d_expert  # local -> global latent index
-            start += count
+        d_routed = W_enc.shape[1] - d_shared
+        k_expert = min(k, d_routed // n_experts)
+        rows = x_c.repeat_interleave(expert_idx.shape[1], dim=0) if expert_idx.ndim == 2 else x_c  # b * e + j
+        values, indices = _routed_rows_topk(rows, W_enc[:, :d_routed], expert_idx.reshape(-1), n_experts, k_expert)
+        values, indices = values.view(x.shape[0], -1), indices.view(x.shape[0], -1)  # [batch, e * k_expert]
+        if d_shared:
+            v, i = _rows_topk(x_c @ W_enc[:, d_routed:], k_shared)
+            values = torch.cat([values, v.clamp_(min=0).to(values.dtype)], dim=1)
+            indices = torch.cat([indices, i + d_routed], dim=1)
         ctx.save_for_backward(x_c, W_enc, values, indices)
         ctx.mark_non_differentiable(indices)
         return values, indices
@@ -189,7 +178,32 @@ class _RoutedTopKEncode(torch.autograd.Function):
         x_c, W_enc, values, indices = ctx.saved_tensors
         grad_x, grad_b_dec, grad_W_enc, _ = _encoder_grads(ctx, x_c, W_enc, indices, grad_values * (values > 0),
                                                            has_b_enc=False)
-        return grad_x, grad_b_dec, grad_W_enc, None, None, None
+        return grad_x, grad_b_dec, grad_W_enc, None, None, None, None, None
+
+
+def _routed_rows_topk(x_c: Tensor, W_enc: Tensor, expert_idx: Tensor, n_experts: int,
+                      k: int) -> tuple[Tensor, Tensor]:
+    """TopK of each row inside its expert's block of W_enc [d_in, E * d_expert]: (values, global indices)."""
+    d_expert = W_enc.shape[1] // n_experts
+    groups = group_by_expert(expert_idx, n_experts)
+    order = groups.order
+    values = x_c.new_empty(x_c.shape[0], k)
+    indices = torch.empty(x_c.shape[0], k, dtype=torch.int64, device=x_c.device)
+    if max(groups.counts) * n_experts <= PADDED_LIMIT * x_c.shape[0]:
+        _padded_expert_topk(x_c, W_enc, expert_idx, groups, k, values, indices)
+        return values, indices
+    buf = _pre_activation_buffer(x_c.shape[0], d_expert, x_c)  # every expert's block fits in its first rows
+    start = 0
+    for e, (count, W_e) in enumerate(zip(groups.counts, expert_weights(W_enc, n_experts))):
+        if count == 0:
+            continue
+        rows = order[start:start + count]
+        pre = torch.mm(x_c[rows], W_e, out=buf[:count]) if buf is not None else x_c[rows] @ W_e
+        v, i = _rows_topk(pre, k)
+        values[rows] = v.clamp_(min=0).to(values.dtype)  # autocast gives bf16 pre-activations on CUDA
+        indices[rows] = i + e * d_expert  # local -> global latent index
+        start += count
+    return values, indices
 
 
 # The padded form computes E * (largest group) rows instead of batch rows; above this factor the loop is cheaper.
@@ -248,9 +262,12 @@ def topk_encode(x: Float[Tensor, "batch d_in"], b_dec: Tensor, W_enc: Float[Tens
 
 
 def routed_topk_encode(x: Float[Tensor, "batch d_in"], b_dec: Tensor, W_enc: Float[Tensor, "d_in d_sae"],
-                       expert_idx: Int[Tensor, " batch"], n_experts: int, k: int) -> tuple[Tensor, Tensor]:
-    """Per token, TopK(ReLU((x - b_dec) @ W_enc[:, block of its expert]), k) with global latent indices."""
-    return _RoutedTopKEncode.apply(x, b_dec, W_enc, expert_idx, n_experts, k)
+                       expert_idx: Int[Tensor, " batch"], n_experts: int, k: int, d_shared: int = 0,
+                       k_shared: int = 0) -> tuple[Tensor, Tensor]:
+    """Per token, TopK(ReLU((x - b_dec) @ W_enc[:, block of its expert]), k) with global latent indices; unscaled.
+    expert_idx [batch, e] (top-e) puts each expert's TopK side by side, [batch, e * min(k, d_expert)]; d_shared > 0
+    appends the shared expert's TopK of k_shared (the last d_shared columns of W_enc)."""
+    return _RoutedTopKEncode.apply(x, b_dec, W_enc, expert_idx, n_experts, k, d_shared, k_shared)
 
 
 class _SparseDecode(torch.autograd.Function):

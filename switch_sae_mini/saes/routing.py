@@ -16,18 +16,24 @@ from torch import Tensor
 
 class Routing(NamedTuple):
     expert_idx: Int[Tensor, " batch"]
-    """The chosen expert per token (argmax of the router probabilities)."""
+    """The chosen expert per token (argmax of the router probabilities); [batch, e] with top-e routing (e > 1),
+    most probable first."""
     gate: Float[Tensor, " batch"]
-    """Router probability of the chosen expert: the factor that scales its latents."""
+    """Router probability of the chosen expert: the factor that scales its latents ([batch, e] with top-e)."""
     probs: Float[Tensor, "batch n_experts"]
     """Softmax router probabilities over all experts."""
 
 
 def route(x: Float[Tensor, "batch d_in"], W_router: Float[Tensor, "d_in n_experts"],
-          b_router: Float[Tensor, " d_in"]) -> Routing:
-    """Top-1 routing. b_router is subtracted from the input (it centres x, like b_dec), not added to logits."""
+          b_router: Float[Tensor, " d_in"], top_e: int = 1) -> Routing:
+    """Top-1 routing (top-e for top_e > 1). b_router is subtracted from the input (it centres x, like b_dec), not
+    added to logits. The top-e gates are the chosen experts' probabilities themselves, not renormalised
+    (SAEConfig.router_top_e)."""
     probs = torch.softmax((x - b_router) @ W_router, dim=-1)
-    gate, expert_idx = probs.max(dim=-1)
+    if top_e == 1:
+        gate, expert_idx = probs.max(dim=-1)
+    else:
+        gate, expert_idx = probs.topk(top_e, dim=-1)
     return Routing(expert_idx=expert_idx, gate=gate, probs=probs)
 
 
@@ -49,7 +55,8 @@ def load_balance_loss(router_probs: Float[Tensor, "batch n_experts"], expert_idx
     """Switch Transformer load balancing, E * sum_i f_i * P_i (docs/design-notes.md §2).
 
     f_i (fraction of tokens sent to expert i) carries no gradient; P_i (mean router probability) does. The value
-    is exactly 1 when f or P is uniform and grows towards E as routing collapses onto one expert. `counts`
+    is exactly 1 when f or P is uniform and grows towards E as routing collapses onto one expert. With top-e
+    routing (expert_idx [batch, e]) f counts every (token, choice) pair, so it still sums to 1. `counts`
     overrides the tokens per expert behind f (data- and expert-parallel training pass the global counts, so the
     ranks' n-weighted mean is the loss of the whole batch).
     """

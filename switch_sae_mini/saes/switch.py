@@ -25,7 +25,9 @@ from .routing import Routing, expert_weights, gate_values, group_by_expert, load
 
 
 class SwitchSAE(SAEBase):
-    """E TopK experts of width d_sae / E, no encoder bias, a linear softmax router (docs/design-notes.md §1)."""
+    """E TopK experts of width d_sae / E, no encoder bias, a linear softmax router (docs/design-notes.md §1).
+    Two variants (docs/design-notes.md §12): an always-on shared expert (SAEConfig.shared_expert, k_shared) and
+    top-e routing (SAEConfig.router_top_e)."""
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
@@ -44,58 +46,91 @@ class SwitchSAE(SAEBase):
         self.b_router.copy_(self.b_dec)
 
     def route(self, x: Tensor) -> Routing:
-        return route(x, self.W_router, self.b_router)
+        return route(x, self.W_router, self.b_router, self.cfg.router_top_e)
 
     def _routed_topk(self, x_centered: Tensor, expert_idx: Tensor) -> tuple[Tensor, Tensor]:
-        """TopK inside each token's expert, computing only that expert's encoder columns."""
+        """TopK inside each token's expert (each of its e experts with top-e routing), computing only that expert's
+        encoder columns; plus the shared expert's TopK. Unscaled, laid out as kernels.routed_topk_encode."""
         cfg = self.cfg
-        groups = group_by_expert(expert_idx, cfg.n_experts)
-        chunks = x_centered[groups.order].split(groups.counts)
+        top_e = cfg.router_top_e
+        rows = x_centered if top_e == 1 else x_centered.repeat_interleave(top_e, dim=0)
+        flat_idx = expert_idx.reshape(-1)
+        groups = group_by_expert(flat_idx, cfg.n_experts)
+        chunks = rows[groups.order].split(groups.counts)
         values, indices = [], []
-        for e, (chunk, W_e) in enumerate(zip(chunks, expert_weights(self.W_enc, cfg.n_experts))):
+        for e, (chunk, W_e) in enumerate(zip(chunks, expert_weights(self.W_enc[:, :cfg.d_routed], cfg.n_experts))):
             if chunk.shape[0] == 0:
                 continue
-            v, i = topk_activation(chunk @ W_e, cfg.k)  # (tokens_e, k)
+            v, i = topk_activation(chunk @ W_e, min(cfg.k, cfg.d_expert))  # (tokens_e, k)
             values.append(v)
             indices.append(i + e * cfg.d_expert)  # local -> global latent index
         inverse = groups.inverse()
-        return torch.cat(values)[inverse], torch.cat(indices)[inverse]
+        batch = x_centered.shape[0]
+        values, indices = torch.cat(values)[inverse].view(batch, -1), torch.cat(indices)[inverse].view(batch, -1)
+        if cfg.shared_expert:
+            v, i = topk_activation(x_centered @ self.W_enc[:, cfg.d_routed:], cfg.k_shared)
+            values, indices = torch.cat([values, v], dim=1), torch.cat([indices, i + cfg.d_routed], dim=1)
+        return values, indices
 
     def _masked_topk(self, x_centered: Tensor, expert_idx: Tensor, gate: Tensor) -> tuple[Tensor, Tensor]:
-        """The reference form: all latents, mask to the routed expert, scale, TopK over d_sae
-        (docs/design-notes.md §1)."""
+        """The reference form: all latents, mask to the routed expert(s), scale, TopK over the routed latents
+        (docs/design-notes.md §1); the shared expert's TopK over its own block, unscaled."""
         cfg = self.cfg
         pre = torch.relu(x_centered @ self.W_enc)  # (batch, d_sae): E times the routed work
-        mask = F.one_hot(expert_idx, cfg.n_experts).repeat_interleave(cfg.d_expert, dim=-1)
-        return topk_activation(pre * mask * gate[:, None], cfg.k)
+        weight = gate.new_zeros(gate.shape[0], cfg.n_experts).scatter(1, expert_idx.view(gate.shape[0], -1),
+                                                                       gate.view(gate.shape[0], -1))
+        values, indices = topk_activation(pre[:, :cfg.d_routed] * weight.repeat_interleave(cfg.d_expert, dim=-1),
+                                          cfg.k)
+        if cfg.shared_expert:
+            v, i = topk_activation(pre[:, cfg.d_routed:], cfg.k_shared)
+            values, indices = torch.cat([values, v], dim=1), torch.cat([indices, i + cfg.d_routed], dim=1)
+        return values, indices
+
+    def _gate_and_merge(self, values: Tensor, indices: Tensor, gate: Tensor) -> tuple[Tensor, Tensor]:
+        """Scale each routed expert's values by its gate (TopK commutes with a positive scalar gate); with top-e,
+        one TopK of k over the e experts' candidates, which hold the TopK of their union. Shared values stay."""
+        cfg = self.cfg
+        batch = values.shape[0]
+        n_routed = values.shape[1] - cfg.k_shared
+        routed_v, routed_i = values[:, :n_routed], indices[:, :n_routed]
+        routed_v = (routed_v.view(batch, cfg.router_top_e, -1) * gate.view(batch, -1, 1)).view(batch, n_routed)
+        if cfg.router_top_e > 1:
+            pick = routed_v.topk(cfg.k, dim=1, sorted=False).indices
+            routed_v, routed_i = routed_v.gather(1, pick), routed_i.gather(1, pick)
+        if not cfg.shared_expert:
+            return routed_v, routed_i
+        return (torch.cat([routed_v, values[:, n_routed:]], dim=1),
+                torch.cat([routed_i, indices[:, n_routed:]], dim=1))
 
     def forward(self, x: Float[Tensor, "batch d_in"], routed: bool | None = None) -> ForwardOutput:
         """routed=None follows cfg.routed; False runs the masked-dense reference (same values and gradients).
         cfg.fused picks the sparse-gradient kernels (default) or plain autograd for the routed path and decoder."""
-        x = check_input(x, self.cfg.d_in, self.W_dec)
+        cfg = self.cfg
+        x = check_input(x, cfg.d_in, self.W_dec)
         lead = x.shape[:-1]
-        x_flat = x.reshape(-1, self.cfg.d_in)
+        x_flat = x.reshape(-1, cfg.d_in)
         routing = self.route(x_flat)
-        gate = gate_values(routing, self.cfg.gate)
-        use_routed = self.cfg.routed if routed is None else routed
-        if use_routed and self.cfg.fused:  # sparse-gradient kernel (kernels.py)
+        gate = gate_values(routing, cfg.gate)
+        use_routed = cfg.routed if routed is None else routed
+        if use_routed and cfg.fused:  # sparse-gradient kernel (kernels.py)
             values, indices = kernels.routed_topk_encode(x_flat, self.b_dec, self.W_enc, routing.expert_idx,
-                                                         self.cfg.n_experts, self.cfg.k)
-            values = values * gate[:, None]  # TopK commutes with a positive scalar gate
+                                                         cfg.n_experts, cfg.k, cfg.shared_expert, cfg.k_shared)
+            values, indices = self._gate_and_merge(values, indices, gate)
         elif use_routed:
             values, indices = self._routed_topk(x_flat - self.b_dec, routing.expert_idx)
-            values = values * gate[:, None]
+            values, indices = self._gate_and_merge(values, indices, gate)
         else:
             values, indices = self._masked_topk(x_flat - self.b_dec, routing.expert_idx, gate)
-        decode = kernels.sparse_decode if self.cfg.fused else sparse_decode
+        decode = kernels.sparse_decode if cfg.fused else sparse_decode
         x_hat = decode(values, indices, self.W_dec) + self.b_dec
         mse = mse_per_element(x_hat, x_flat)
-        lb = load_balance_loss(routing.probs, routing.expert_idx, self.cfg.n_experts)
-        loss = mse + self.cfg.lb_coeff * lb
+        lb = load_balance_loss(routing.probs, routing.expert_idx, cfg.n_experts)
+        loss = mse + cfg.lb_coeff * lb
         zero = x.new_zeros(())
         k = values.shape[-1]
+        expert_lead = lead if cfg.router_top_e == 1 else (*lead, cfg.router_top_e)
         return ForwardOutput(
             x_hat=x_hat.reshape(*lead, -1), latent_acts=values.reshape(*lead, k), latent_idx=indices.reshape(*lead, k),
-            d_sae=self.cfg.d_sae, loss=loss, mse_loss=mse, l1_loss=zero, auxk_loss=zero, lb_loss=lb,
-            expert_idx=routing.expert_idx.reshape(lead), router_probs=routing.probs.reshape(*lead, -1),
+            d_sae=cfg.d_sae, loss=loss, mse_loss=mse, l1_loss=zero, auxk_loss=zero, lb_loss=lb,
+            expert_idx=routing.expert_idx.reshape(expert_lead), router_probs=routing.probs.reshape(*lead, -1),
         )

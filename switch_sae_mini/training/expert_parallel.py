@@ -57,6 +57,10 @@ class ExpertShard(nn.Module):
         if sae.cfg.arch != "switch":
             raise ConfigError(f"expert parallelism needs SAEConfig.arch='switch', got {sae.cfg.arch!r}; "
                               f"use data parallel (--mode ddp) for other architectures.")
+        if sae.cfg.shared_expert or sae.cfg.router_top_e > 1:
+            raise ConfigError(f"expert parallelism shards top-1 routed experts only; this SAE has shared_expert="
+                              f"{sae.cfg.shared_expert} and router_top_e={sae.cfg.router_top_e}. Train it with data "
+                              f"parallel (--mode ddp), which runs every variant.")
         self.cfg, self.rank, self.world_size = sae.cfg, rank, world_size
         self.n_local_experts = check_expert_split(sae.cfg.n_experts, world_size)
         self.d_local = self.n_local_experts * sae.cfg.d_expert

@@ -97,6 +97,10 @@ class ExplorerData:
             if getattr(getattr(sae, "cfg", None), "arch", None) not in ("switch", "topk"):
                 raise ArgumentError(f"saes[{name!r}] is not a Switch or TopK SAE (cfg.arch must be 'switch' or "
                                     "'topk'; a ReLU SAE's codes are dense). A TopK SAE shows as one expert.")
+            if sae.cfg.shared_expert or sae.cfg.router_top_e > 1:
+                raise ArgumentError(f"saes[{name!r}] has shared_expert={sae.cfg.shared_expert} and router_top_e="
+                                    f"{sae.cfg.router_top_e}; the explorer shows SAEs with one routed expert per "
+                                    f"token and no shared expert (plain Switch or TopK).")
             if sae.cfg.d_in != reader.d_in:
                 raise ArgumentError(f"saes[{name!r}] has d_in={sae.cfg.d_in} but hook {reader.hook!r} gives "
                                  f"d_in={reader.d_in}; pass hook= the SAE was trained on.")
