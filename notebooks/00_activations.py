@@ -24,8 +24,8 @@
 #
 # **Prerequisites:** Python and PyTorch basics; what a transformer's residual stream is.
 #
-# **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.2 min · default 0.6 min.
+# **Runtime** (AMD EPYC with AVX-512, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
+# order from an empty course cache): FAST 0.2 min · default 0.7 min.
 # On one GPU with `MODEL = "gpt2"`: ≈ 1 min (estimate).
 
 # %% [markdown]

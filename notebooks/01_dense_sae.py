@@ -24,8 +24,8 @@
 #
 # **Prerequisites:** 00 (the residual stream and the activation buffer); PyTorch basics.
 #
-# **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.4 min · default 7.6 min.
+# **Runtime** (AMD EPYC with AVX-512, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
+# order from an empty course cache): FAST 0.3 min · default 5.4 min.
 # It fills the course cache with the activations and the ReLU sweep that chapter 02 reads back.
 # On one GPU with `MODEL = "gpt2"`: ≈ 2 min (estimate).
 

@@ -24,8 +24,8 @@
 #
 # **Prerequisites:** 01 (ReLU SAE, FVU, L0, dead latents).
 #
-# **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.3 min · default 3.5 min.
+# **Runtime** (AMD EPYC with AVX-512, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
+# order from an empty course cache): FAST 0.2 min · default 2.6 min.
 # Chapter 01's activations and ReLU sweep come from the course cache; on its own (`--alone`) the chapter
 # trains them too: default 8.5 min.
 # On one GPU with `MODEL = "gpt2"`: ≈ 2 min (estimate).

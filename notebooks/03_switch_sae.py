@@ -24,8 +24,8 @@
 #
 # **Prerequisites:** 02 (TopK SAEs, decoder-norm constraint, geometric-median init).
 #
-# **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.2 min · default 2.8 min.
+# **Runtime** (AMD EPYC with AVX-512, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
+# order from an empty course cache): FAST 0.2 min · default 1.9 min.
 # On its own it also harvests the activations that chapter 01 caches (51 s at default sizes).
 # On one GPU with `MODEL = "gpt2"`: ≈ 3 min (estimate).
 

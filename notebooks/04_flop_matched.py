@@ -24,8 +24,8 @@
 #
 # **Prerequisites:** 02 (TopK), 03 (Switch SAE, load balancing).
 #
-# **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.5 min · default 7.2 min.
+# **Runtime** (AMD EPYC with AVX-512, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
+# order from an empty course cache): FAST 0.4 min · default 4.7 min.
 # On its own it also harvests the activations that chapter 01 caches (51 s at default sizes).
 # On one GPU with `MODEL = "gpt2"`: ≈ 30 min (estimate).
 

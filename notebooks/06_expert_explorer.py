@@ -28,8 +28,8 @@
 #
 # **Prerequisites:** 03 (Switch SAEs) and 05 (feature analysis): the explorer calls chapter 5's functions.
 #
-# **Runtime** (AMD EPYC, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
-# order from an empty course cache): FAST 0.2 min · default 0.3 min.
+# **Runtime** (AMD EPYC with AVX-512, 2 cores, bundled model; `python scripts/time_notebooks.py --cold`, the series in
+# order from an empty course cache): FAST 0.1 min · default 0.2 min.
 # Its two SAEs are chapter 05's, read from the course cache; on its own (`--alone`) it trains them: default
 # 1.9 min.
 # On one GPU with `MODEL = "gpt2"`: ≈ 5 min (estimate).

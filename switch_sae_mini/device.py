@@ -172,12 +172,15 @@ def estimate_training_memory(cfg: SAEConfig, batch_size: int, dtype: torch.dtype
                          f"got {activation_dtype!r}.")
     nbytes, act_nbytes = dtype.itemsize, act_dtype.itemsize
     params = param_counts(cfg)["total"] * nbytes
-    width = cfg.d_expert if cfg.arch == "switch" and cfg.routed else cfg.d_sae
+    routed_width = cfg.router_top_e * cfg.d_expert + cfg.shared_expert  # the variants: e experts + the shared one
+    width = routed_width if cfg.arch == "switch" and cfg.routed else cfg.d_sae
     act_elems = batch_size * (2 * cfg.d_in + width)  # input, x_hat, pre-activations
     index_bytes = 0
     if cfg.arch != "relu":
-        act_elems += batch_size * cfg.k  # top-k values
-        index_bytes = batch_size * cfg.k * torch.int64.itemsize
+        # top-k values: with top-e, each chosen expert's TopK is kept before the merge (docs/design-notes.md §12)
+        kept = cfg.router_top_e * min(cfg.k, cfg.d_expert) + cfg.k_shared if cfg.arch == "switch" else cfg.k
+        act_elems += batch_size * kept
+        index_bytes = batch_size * kept * torch.int64.itemsize
     if cfg.arch == "switch":
         act_elems += batch_size * cfg.n_experts  # router logits
     out = {"parameters": params, "gradients": params,

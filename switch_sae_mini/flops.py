@@ -87,7 +87,7 @@ def flop_matched(cfg_topk: SAEConfig, n_experts: int, *, router_top_e: int = 1, 
     _check_n_experts(n_experts, "flop_matched")
     d_topk = cfg_topk.d_sae
     per_token = d_topk - _check_shared(cfg_topk, shared_expert, k_shared, "flop_matched")
-    if not isinstance(router_top_e, int) or router_top_e < 1 or per_token % router_top_e:
+    if not _is_count(router_top_e) or per_token % router_top_e:
         raise ConfigError(f"flop_matched: router_top_e ({router_top_e!r}) must be an int >= 1 dividing "
                           f"cfg_topk.d_sae - shared_expert ({per_token}), the width its experts share.")
     d_expert = per_token // router_top_e
@@ -102,13 +102,15 @@ def width_matched(cfg_topk: SAEConfig, n_experts: int, *, router_top_e: int = 1,
     (docs/design-notes.md §5); a shared expert's width comes out of the total, and k_shared out of k, so the
     width and the L0 stay the TopK's (docs/design-notes.md §12).
 
-    Parameters are equal up to the router (d_in E + d_in, minus the d_sae encoder bias); encoder FLOPs are
-    E / e x smaller (top-e computes e experts per token).
+    Parameters are equal up to the router (d_in E + d_in, minus the d_sae encoder bias); per token the encoder
+    computes e * d_expert + shared_expert latents instead of d_sae.
     """
     _check_topk(cfg_topk, "width_matched")
     _check_n_experts(n_experts, "width_matched")
     d_sae = cfg_topk.d_sae
     routed = d_sae - _check_shared(cfg_topk, shared_expert, k_shared, "width_matched")
+    if not _is_count(router_top_e):
+        raise ConfigError(f"width_matched: router_top_e must be an int >= 1, got {router_top_e!r}.")
     k = cfg_topk.k - k_shared
     if routed % n_experts:
         raise ConfigError(f"width_matched: n_experts ({n_experts}) must divide cfg_topk.d_sae"
@@ -122,8 +124,14 @@ def width_matched(cfg_topk: SAEConfig, n_experts: int, *, router_top_e: int = 1,
                             shared_expert=shared_expert, k_shared=k_shared)
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def _check_shared(cfg_topk: SAEConfig, shared_expert: int, k_shared: int, fn: str) -> int:
     """The shared expert's width, once its k_shared fits inside the TopK's k (the rest are routed)."""
+    if not (isinstance(shared_expert, int) and not isinstance(shared_expert, bool) and shared_expert >= 0):
+        raise ConfigError(f"{fn}: shared_expert must be an int >= 0, got {shared_expert!r}.")
     if shared_expert and not 1 <= k_shared < cfg_topk.k:
         raise ConfigError(f"{fn}: k_shared ({k_shared!r}) must be in 1..cfg_topk.k - 1 ({cfg_topk.k - 1}): "
                           f"it is taken out of the TopK's k, and the routed experts need at least one.")

@@ -210,3 +210,74 @@ def test_expert_parallelism_and_the_explorer_refuse_the_variants():
                              k_shared=2))
     with pytest.raises(ssm.errors.ArgumentError, match="shared_expert=16"):
         ExplorerData.build(model, {"shared": sae}, n_tokens=64, progress=False)
+
+
+# ----------------------------------------------------------------------------- chapter 07's measures
+
+
+def hand_codes(token_id):
+    """4 tokens, 2 routed experts of 4 latents (0-3, 4-7) and a shared expert (8, 9); one routed + one shared each."""
+    from switch_sae_mini.analysis import Encoded
+    return Encoded(latent_acts=torch.tensor([[1.0, 3.0], [1.0, 3.0], [1.0, 3.0], [2.0, 1.0]]),
+                   latent_idx=torch.tensor([[0, 8], [1, 8], [4, 8], [5, 9]]),
+                   expert_idx=torch.tensor([0, 0, 1, 1]), router_prob=torch.ones(4)), torch.tensor(token_id)
+
+
+def test_shared_expert_use_by_hand():
+    from switch_sae_mini.analysis import shared_expert_use, shared_expert_verdict
+    codes, tokens = hand_codes([5, 5, 5, 7])  # token 5 is the one common token
+    use = shared_expert_use(codes, d_sae=10, shared_expert=2, n_experts=2, token_id=tokens, common_tokens=1,
+                            dense_rate=0.6)
+    assert use.shared_mass == pytest.approx(10 / 15)
+    assert use.shared_dense == 0.5  # latent 8 fires on 3/4 of tokens, latent 9 on 1/4
+    assert use.routed_dense == 0.0  # routed latents fire on at most 1 of their expert's 2 tokens
+    assert use.common_token_share == pytest.approx(0.75)
+    assert use.shared_common_share == pytest.approx(9 / 10)
+    assert use.routed_common_share == pytest.approx(3 / 5)
+    assert "it does hold dense, common-token features" in shared_expert_verdict(use)
+    # a lower bar makes half the routed latents dense too (each fires on 1 of its expert's 2 tokens)
+    lower = shared_expert_use(codes, d_sae=10, shared_expert=2, n_experts=2, token_id=tokens, common_tokens=1,
+                              dense_rate=0.4)
+    assert (lower.shared_dense, lower.routed_dense) == (0.5, 0.5)
+    assert "mass leans to common tokens, but its latents are not denser" in shared_expert_verdict(lower)
+    # the common token (7) now carries more of the routed mass than of the shared mass
+    codes, tokens = hand_codes([7, 2, 7, 7])
+    use = shared_expert_use(codes, d_sae=10, shared_expert=2, n_experts=2, token_id=tokens, common_tokens=1,
+                            dense_rate=0.6)
+    assert use.shared_common_share == pytest.approx(7 / 10) and use.routed_common_share == pytest.approx(4 / 5)
+    assert "denser, but its mass does not lean" in shared_expert_verdict(use)
+    use = use._replace(shared_dense=0.0)
+    assert "not a store of dense or common-token features" in shared_expert_verdict(use)
+    # top-e codes: every choice counts towards the tokens an expert sees
+    top2 = codes._replace(expert_idx=torch.tensor([[0, 1], [0, 1], [1, 0], [1, 0]]))
+    assert shared_expert_use(top2, 10, 2, 2, tokens, 1, dense_rate=0.2).routed_dense == 0.5  # 1 of 4 tokens
+    with pytest.raises(ssm.errors.ArgumentError, match="shared_expert"):
+        shared_expert_use(codes, d_sae=10, shared_expert=0, n_experts=2, token_id=tokens)
+    with pytest.raises(ssm.errors.ArgumentError, match="token_id has 3"):
+        shared_expert_use(codes, d_sae=10, shared_expert=2, n_experts=2, token_id=tokens[:3])
+    with pytest.raises(ssm.errors.ArgumentError, match="Switch SAE"):
+        shared_expert_use(codes._replace(expert_idx=None), d_sae=10, shared_expert=2, n_experts=2, token_id=tokens)
+
+
+def test_routed_duplicates_leave_the_shared_expert_out():
+    from switch_sae_mini.analysis import routed_duplicates
+    a, b, c = torch.eye(3)
+    W_dec = torch.stack([a, b, a + 0.01 * c, c, b])  # experts {a, b}, {a', c}; shared {b} duplicates b
+    dup = routed_duplicates(W_dec, n_experts=2, d_routed=4, threshold=0.9)
+    assert dup.twins == pytest.approx(0.5)  # a and a' only: the shared copy of b does not count
+    # best cosine in another expert: a and a' find each other, b and c find nothing (orthogonal)
+    cos = float(torch.nn.functional.cosine_similarity(a, a + 0.01 * c, 0))
+    assert dup.mean_best_cos == pytest.approx(2 * cos / 4)
+
+
+def test_a_plain_switch_folder_does_not_name_the_variant_fields(tmp_path):
+    """Versions before the variants refuse unknown config fields, so a plain SAE's config.json leaves them out;
+    a variant's config.json keeps them (and an older version then names them as unknown)."""
+    from switch_sae_mini.training.checkpoint import read_config
+    ssm.save(make_sae(variant_cfg()), tmp_path / "plain")
+    ssm.save(make_sae(variant_cfg(router_top_e=2)), tmp_path / "top2")
+    plain = read_config(tmp_path / "plain")[1]["sae_config"]
+    top2 = read_config(tmp_path / "top2")[1]["sae_config"]
+    assert not {"shared_expert", "k_shared", "router_top_e"} & set(plain)
+    assert top2["router_top_e"] == 2 and ssm.load(tmp_path / "top2").cfg.router_top_e == 2
+    assert ssm.load(tmp_path / "plain").cfg == variant_cfg()

@@ -3,8 +3,8 @@ duplicates among the routed experts of any Switch SAE.
 
 The question behind the shared expert (the reference repository's switch1on.py): routing each token to one
 expert makes every expert relearn the features all tokens need (chapter 05); an always-on expert could hold them
-once. If it does, its latents fire far more often than routed ones and its activation mass sits on the most
-common tokens.
+once. If it does, more of its latents are dense (fire on a large share of tokens) than routed ones, and its
+activation mass leans to the most common tokens.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from .features import Encoded
 class SharedExpertUse(NamedTuple):
     shared_mass: float
     """Fraction of all latent activation mass (sum of values) that the shared expert carries."""
-    shared_firing: float
-    """Median over shared latents of the fraction of tokens each fires on."""
-    routed_firing: float
-    """The same for the routed latents (each counted over all tokens, so about 1/E of a shared latent's)."""
-    routed_firing_in_expert: float
-    """Median routed-latent firing rate over the tokens of its own expert: the fair comparison with shared."""
+    dense_rate: float
+    """A latent counts as dense when it fires on more than this fraction of the tokens it can see."""
+    shared_dense: float
+    """Fraction of shared latents that are dense (over all tokens: every token sees the shared expert)."""
+    routed_dense: float
+    """Fraction of routed latents that are dense over their own expert's tokens (the only ones they can see)."""
     common_tokens: int
     """How many of the most frequent token ids count as "common"."""
     common_token_share: float
@@ -37,48 +37,64 @@ class SharedExpertUse(NamedTuple):
     """Fraction of the shared expert's activation mass on common tokens."""
     routed_common_share: float
     """Fraction of the routed experts' activation mass on common tokens."""
+    shared_rates: Tensor
+    """[shared_expert] fraction of all tokens each shared latent fires on."""
+    routed_rates: Tensor
+    """[d_sae - shared_expert] fraction of its own expert's tokens each routed latent fires on."""
 
 
 def shared_expert_use(codes: Encoded, d_sae: int, shared_expert: int, n_experts: int,
-                      token_id: Int[Tensor, " n"], common_tokens: int = 20) -> SharedExpertUse:
-    """Firing rates and where the activation mass goes, shared expert vs routed experts (see SharedExpertUse)."""
-    if not 0 < shared_expert < d_sae:
-        raise ArgumentError(f"shared_expert_use needs 0 < shared_expert < d_sae; got {shared_expert} of {d_sae}.")
+                      token_id: Int[Tensor, " n"], common_tokens: int = 20, dense_rate: float = 0.1
+                      ) -> SharedExpertUse:
+    """Dense latents and where the activation mass goes, shared expert vs routed experts (see SharedExpertUse).
+
+    Mean firing rates say nothing here: a TopK of k_shared over the shared expert's latents fires k_shared /
+    shared_expert of them per token on average, fixed by the config, as k / d_expert is for a routed expert. What
+    can differ is how the firing is spread: a few dense latents, or many rare ones."""
+    if not 0 < shared_expert < d_sae or (d_sae - shared_expert) % n_experts:
+        raise ArgumentError(f"shared_expert_use needs 0 < shared_expert < d_sae with d_sae - shared_expert split "
+                            f"into n_experts blocks; got shared_expert={shared_expert}, d_sae={d_sae}, "
+                            f"n_experts={n_experts}.")
+    if codes.expert_idx is None:
+        raise ArgumentError("shared_expert_use needs the codes of a Switch SAE (codes.expert_idx is None).")
     if len(token_id) != len(codes.latent_idx):
         raise ArgumentError(f"token_id has {len(token_id)} entries but codes has {len(codes.latent_idx)} tokens.")
     d_routed = d_sae - shared_expert
     idx, val = codes.latent_idx, codes.latent_acts.float()
-    active = val > 0
     is_shared = idx >= d_routed
     n = idx.shape[0]
-    fires = torch.bincount(idx[active], minlength=d_sae).float()
-    experts = codes.expert_idx if codes.expert_idx.ndim == 1 else codes.expert_idx[:, 0]
-    per_expert_tokens = torch.bincount(experts, minlength=n_experts).float().clamp_min(1)
-    routed_rates = fires[:d_routed] / per_expert_tokens.repeat_interleave(d_routed // n_experts)
-    common = torch.bincount(token_id).topk(min(common_tokens, int(token_id.max()) + 1)).indices
-    is_common = torch.isin(token_id, common)[:, None].expand_as(idx)
+    fires = torch.bincount(idx[val > 0], minlength=d_sae).float()
+    # tokens each expert sees: with top-e, every one of a token's e choices counts
+    seen = torch.bincount(codes.expert_idx.reshape(-1), minlength=n_experts).float().clamp_min(1)
+    routed_rates = fires[:d_routed] / seen.repeat_interleave(d_routed // n_experts)
+    counts = torch.bincount(token_id)
+    common = counts.topk(min(common_tokens, int((counts > 0).sum()))).indices
+    is_common_token = torch.isin(token_id, common)
+    is_common = is_common_token[:, None].expand_as(idx)
     shared_val, routed_val = val * is_shared, val * ~is_shared
     return SharedExpertUse(
-        shared_mass=float(shared_val.sum() / val.sum().clamp_min(1e-30)),
-        shared_firing=float((fires[d_routed:] / n).median()), routed_firing=float((fires[:d_routed] / n).median()),
-        routed_firing_in_expert=float(routed_rates.median()), common_tokens=len(common),
-        common_token_share=float(torch.isin(token_id, common).float().mean()),
+        shared_mass=float(shared_val.sum() / val.sum().clamp_min(1e-30)), dense_rate=dense_rate,
+        shared_dense=float((fires[d_routed:] / n > dense_rate).float().mean()),
+        routed_dense=float((routed_rates > dense_rate).float().mean()), common_tokens=len(common),
+        common_token_share=float(is_common_token.float().mean()),
         shared_common_share=float((shared_val * is_common).sum() / shared_val.sum().clamp_min(1e-30)),
-        routed_common_share=float((routed_val * is_common).sum() / routed_val.sum().clamp_min(1e-30)))
+        routed_common_share=float((routed_val * is_common).sum() / routed_val.sum().clamp_min(1e-30)),
+        shared_rates=fires[d_routed:] / n, routed_rates=routed_rates)
 
 
 def shared_expert_verdict(use: SharedExpertUse) -> str:
-    """One line read from the numbers: does the shared expert hold the common features?"""
-    busier = use.shared_firing / max(use.routed_firing_in_expert, 1e-12)
-    common_bias = use.shared_common_share / max(use.routed_common_share, 1e-12)
-    holds = busier > 2 and common_bias > 1.2
-    return (f"The shared expert carries {use.shared_mass:.1%} of the activation mass. Its median latent fires on "
-            f"{use.shared_firing:.2%} of tokens, {busier:.1f}x a routed latent within its own expert's tokens "
-            f"({use.routed_firing_in_expert:.2%}). {use.shared_common_share:.1%} of its mass is on the "
+    """One line read from the numbers: does the shared expert hold dense, common-token features?"""
+    denser = use.shared_dense > 2 * use.routed_dense and use.shared_dense > 0
+    common = use.shared_common_share > 1.2 * use.routed_common_share
+    reading = ("it does hold dense, common-token features." if denser and common else
+               "its latents are denser, but its mass does not lean to common tokens." if denser else
+               "its mass leans to common tokens, but its latents are not denser." if common else
+               "it is not a store of dense or common-token features here.")
+    return (f"The shared expert carries {use.shared_mass:.1%} of the activation mass. {use.shared_dense:.1%} of its "
+            f"latents fire on more than {use.dense_rate:.0%} of tokens, against {use.routed_dense:.1%} of routed "
+            f"latents on their own expert's tokens. {use.shared_common_share:.1%} of its mass is on the "
             f"{use.common_tokens} most common tokens ({use.common_token_share:.1%} of tokens), against "
-            f"{use.routed_common_share:.1%} for the routed experts: "
-            + ("it does hold dense, common-token features." if holds else
-               "it is not mainly a store of common-token features here."))
+            f"{use.routed_common_share:.1%} for the routed experts: {reading}")
 
 
 class RoutedDuplicates(NamedTuple):

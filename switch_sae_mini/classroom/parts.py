@@ -28,6 +28,9 @@ class LearnerSwitchSAE(SwitchSAE):
     """SwitchSAE parameters and training hooks; forward built from the learner's route, latents and balance loss."""
 
     def __init__(self, cfg: SAEConfig, parts: dict[str, Callable]) -> None:
+        if not cfg.is_plain_switch:
+            raise ValueError(f"learner_switch_sae builds the plain Switch SAE of chapter 03; this config has "
+                             f"shared_expert={cfg.shared_expert}, router_top_e={cfg.router_top_e}. Leave them 0 and 1.")
         super().__init__(cfg)
         missing = set(PARTS) - set(parts)
         if missing:

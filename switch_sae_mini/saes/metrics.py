@@ -78,7 +78,8 @@ def share_of(counts: Tensor) -> Tensor:
 
 
 def balance(share: Tensor) -> float:
-    """max share x E: 1.0 is perfect balance, E means every token went to one expert."""
+    """max share x E: 1.0 is perfect balance, E means every token went to one expert (E / e at most with top-e
+    routing, whose shares count every choice)."""
     return float(share.max() * share.numel())
 
 

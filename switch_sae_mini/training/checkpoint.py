@@ -53,10 +53,19 @@ def _write_tensors(tensors: dict[str, torch.Tensor]):
     return lambda path: save_file(tensors, str(path))
 
 
+# SAEConfig fields added with the Switch variants (docs/design-notes.md §12) and their "off" values: left out of
+# config.json when off, so a plain SAE's folder still loads in versions that predate them.
+_VARIANT_DEFAULTS = {"shared_expert": 0, "k_shared": 0, "router_top_e": 1}
+
+
+def _config_dict(cfg) -> dict:
+    return {name: value for name, value in cfg.to_dict().items() if _VARIANT_DEFAULTS.get(name, object()) != value}
+
+
 def _sae_files(sae: SAEBase) -> dict:
     provenance = {**getattr(sae, "provenance", {}), "package_version": _package_version()}
     return {"config.json": _write_json({"format": FORMAT, "format_version": FORMAT_VERSION,
-                                        "sae_config": sae.cfg.to_dict(), "provenance": provenance}),
+                                        "sae_config": _config_dict(sae.cfg), "provenance": provenance}),
             "model.safetensors": _write_tensors(sae.state_dict())}
 
 
