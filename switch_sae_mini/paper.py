@@ -46,6 +46,30 @@ def series(arch: str, regime: str, n_experts: int) -> list[PaperResult]:
     return sorted(rows, key=lambda r: r.l0)
 
 
+class AutointerpResult(NamedTuple):
+    """One SAE of the paper's automated-interpretability evaluation (all k = 64); accuracies are fractions."""
+
+    sae: str            # "TopK", "WM 16e" (width-matched), "FM 8e" (FLOP-matched), ...
+    regime: str         # "dense" | "width_matched" | "flop_matched"
+    n_experts: int
+    n_features: int     # latents scored (of 1000 drawn)
+    not_accuracy: float  # 1 - false-positive rate on random non-activating contexts
+    decile_accuracy: tuple[float, ...]  # q1 (lowest activation decile) ... q10 (top)
+    positives: float    # over all activating contexts
+    balanced: float     # (positives + not_accuracy) / 2
+
+
+def autointerp_results() -> list[AutointerpResult]:
+    """The paper's LLM-scored detection results, from the reference repository's released results (the CSV's
+    comment lines give the source and method; no value was read off a figure)."""
+    text = resources.files("switch_sae_mini").joinpath("assets/paper/switch_sae_paper_autointerp.csv").read_text()
+    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    return [AutointerpResult(sae=r["sae"], regime=r["regime"], n_experts=int(r["n_experts"]),
+                             n_features=int(r["n_features"]), not_accuracy=float(r["not"]),
+                             decile_accuracy=tuple(float(r[f"q{i}"]) for i in range(1, 11)),
+                             positives=float(r["positives"]), balanced=float(r["balanced"])) for r in rows]
+
+
 PAPER_STYLES = {  # (arch, regime, n_experts) -> label
     ("topk", "dense", 1): "TopK",
     ("switch", "flop_matched", 2): "FLOP-matched E=2",

@@ -1,5 +1,6 @@
 """Analysis of trained SAEs: features (codes, firing statistics, top activations), experts (who gets which tokens),
-decoder geometry (neighbours, duplicates), text contexts, plots, and the expert explorer app (explorer/).
+decoder geometry (neighbours, duplicates), interpretability scores (detection, purity), text contexts, plots,
+and the expert explorer app (explorer/, with the blind feature rating).
 """
 
 from .contexts import (
@@ -21,6 +22,7 @@ from .controls import (
                        random_blocks,
                        same_expert_neighbours,
 )
+from .detection import DetectionRule, DetectionScore, apply_rule, detection_score, fit_rule, previous_token_ids
 from .experts import domain_profile, specialisation, top_tokens_per_expert
 from .features import (
                        Encoded,
@@ -51,6 +53,15 @@ from .geometry import (
                        pca_2d,
                        tsne_2d,
 )
+from .interpretability import (
+                       FeatureScore,
+                       Summary,
+                       interpretability_verdict,
+                       sample_by_band,
+                       score_features,
+                       summarise,
+                       top_purity,
+)
 from .variants import RoutedDuplicates, SharedExpertUse, routed_duplicates, shared_expert_use, shared_expert_verdict
 
 __all__ = [
@@ -64,4 +75,7 @@ __all__ = [
     "feature_neighbours", "feature_stats", "harvest_in_order", "inter_expert_similarity", "is_duplicate",
     "logit_effect", "pca_2d", "route_text", "specialisation", "top_activations", "top_tokens_per_expert",
     "RoutedDuplicates", "SharedExpertUse", "routed_duplicates", "shared_expert_use", "shared_expert_verdict",
+    "DetectionRule", "DetectionScore", "apply_rule", "detection_score", "fit_rule", "previous_token_ids",
+    "FeatureScore", "Summary", "interpretability_verdict", "sample_by_band", "score_features", "summarise",
+    "top_purity",
 ]

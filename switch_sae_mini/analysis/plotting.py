@@ -118,3 +118,22 @@ def plot_embeddings(panels: Mapping[str, object], colour, title: str = "", label
     fig.colorbar(points, ax=list(axes), label=label)
     fig.suptitle(title)
     return fig
+
+
+def plot_detection_by_decile(ours: Mapping[str, Sequence[float]], paper: Mapping[str, Sequence[float]] | None = None,
+                             title: str = "Detection accuracy by activation decile") -> Figure:
+    """Fraction of activating tokens (contexts) detected, per activation decile Q1 (lowest) ... Q10 (top): our
+    rule-based scores (analysis.interpretability) beside the paper's LLM-scored ones (paper.autointerp_results)."""
+    fig = _new_figure(figsize=(10.4 if paper else 5.4, 3.6))
+    axes = fig.subplots(1, 2 if paper else 1, squeeze=False)[0]
+    for ax, (panel, series) in zip(axes, [("this run: a learnt token rule", ours),
+                                          ("the paper: an LLM's explanation (k = 64, GPT-2 small)", paper or {})]):
+        for name, accuracy in series.items():
+            ax.plot(range(1, len(accuracy) + 1), [100 * a for a in accuracy], "o-", ms=3, label=name)
+        ax.set(xlabel="activation decile (1 = weakest, 10 = strongest)", ylabel="% detected", title=panel,
+               ylim=(0, 100), xticks=range(1, 11))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
