@@ -29,10 +29,15 @@ class PaperResult(NamedTuple):
     delta_ce: float
 
 
+def _bundled_rows(name: str) -> csv.DictReader:
+    """Rows of a CSV in assets/paper; its comment lines (starting with #) hold the attribution."""
+    text = resources.files("switch_sae_mini").joinpath(f"assets/paper/{name}").read_text()
+    return csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+
+
 def paper_results() -> list[PaperResult]:
-    """All rows of the bundled CSV (comment lines starting with # hold the attribution)."""
-    text = resources.files("switch_sae_mini").joinpath("assets/paper/switch_sae_paper_results.csv").read_text()
-    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    """All rows of the bundled CSV of the main results."""
+    rows = _bundled_rows("switch_sae_paper_results.csv")
     return [PaperResult(r["arch"], r["regime"], int(r["n_experts"]), int(r["d_sae"]), float(r["l0"]),
                         float(r["mse"]), float(r["one_minus_loss_recovered_pct"]), float(r["delta_ce"]))
             for r in rows]
@@ -62,8 +67,7 @@ class AutointerpResult(NamedTuple):
 def autointerp_results() -> list[AutointerpResult]:
     """The paper's LLM-scored detection results, from the reference repository's released results (the CSV's
     comment lines give the source and method; no value was read off a figure)."""
-    text = resources.files("switch_sae_mini").joinpath("assets/paper/switch_sae_paper_autointerp.csv").read_text()
-    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    rows = _bundled_rows("switch_sae_paper_autointerp.csv")
     return [AutointerpResult(sae=r["sae"], regime=r["regime"], n_experts=int(r["n_experts"]),
                              n_features=int(r["n_features"]), not_accuracy=float(r["not"]),
                              decile_accuracy=tuple(float(r[f"q{i}"]) for i in range(1, 11)),

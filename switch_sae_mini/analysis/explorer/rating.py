@@ -98,9 +98,8 @@ class BlindRating:
 
     def reveal(self) -> list[SAEMean]:
         """Mean rating per SAE (alphabetical) over the items rated so far."""
-        names = list(dict.fromkeys(item.sae for item in sorted(self.items, key=lambda i: i.sae)))
         out = []
-        for name in names:
+        for name in sorted({item.sae for item in self.items}):
             got = [r for item, r in zip(self.items, self.ratings) if item.sae == name and r is not None]
             out.append(SAEMean(sae=name, n_rated=len(got), mean=sum(got) / len(got) if got else float("nan")))
         return out
